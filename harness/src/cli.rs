@@ -1,0 +1,131 @@
+//! Command-line interface of the `perflab` binary (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use regex::Regex;
+
+/// perflab: run benchmark suites, ingest engine output, and browse the run history.
+#[derive(Debug, Parser)]
+#[command(name = "perflab", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// History folder [default: $CARGO_TARGET_DIR/perflab/history, else
+    /// <workspace>/target/perflab/history]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) history: Option<PathBuf>,
+
+    /// Workspace root: suites are read from <workspace>/scenarios/suites and commands run there
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    pub(crate) workspace: PathBuf,
+
+    /// More log output on stderr (-v info, -vv debug); PERFLAB_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
+    #[command(subcommand)]
+    pub(crate) command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Commands {
+    /// Run a suite: every engine, ingest, append to history, print the table
+    Run(RunArgs),
+    /// Build a run from existing engine output and append it to history
+    Ingest(IngestArgs),
+    /// List or show runs in the history
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Suite name (scenarios/suites/<SUITE>.toml)
+    #[arg(long, value_name = "SUITE")]
+    pub(crate) suite: String,
+
+    /// Only scenarios whose id matches this regular expression
+    #[arg(long, value_name = "RE", value_parser = parse_regex)]
+    pub(crate) filter: Option<Regex>,
+
+    /// Quick run: leave out `quick = false` scenarios and ask the engines for short runs
+    #[arg(long)]
+    pub(crate) quick: bool,
+
+    /// Print the run (and target verdicts) as JSON on stdout instead of the table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).multiple(true).args(["criterion", "gungraun", "bmf"])))]
+pub(crate) struct IngestArgs {
+    /// A criterion output folder (what CRITERION_HOME named)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) criterion: Option<PathBuf>,
+
+    /// A gungraun home folder with summary.json files (GUNGRAUN_SAVE_SUMMARY=json)
+    #[arg(long, value_name = "DIR")]
+    pub(crate) gungraun: Option<PathBuf>,
+
+    /// A Bencher Metric Format JSON file (from perflab-scenarios or any other tool)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) bmf: Option<PathBuf>,
+
+    /// Suite name recorded in the run (targets are evaluated when the suite file exists)
+    #[arg(long, value_name = "SUITE", default_value = "adhoc")]
+    pub(crate) suite: String,
+
+    /// Print the run as JSON on stdout instead of the table
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum HistoryCommand {
+    /// List the runs, oldest first
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run (by id or unique id prefix)
+    Show {
+        /// Run id or a unique prefix of one
+        run: String,
+        /// Print the whole run as JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_regex(s: &str) -> Result<Regex, String> {
+    Regex::new(s).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn ingest_needs_a_source() {
+        assert!(Cli::try_parse_from(["perflab", "ingest"]).is_err());
+        let cli = Cli::try_parse_from(["perflab", "ingest", "--bmf", "x.json", "--criterion", "d"])
+            .unwrap();
+        assert!(matches!(cli.command, Commands::Ingest(_)));
+    }
+
+    #[test]
+    fn bad_filters_are_rejected() {
+        let e =
+            Cli::try_parse_from(["perflab", "run", "--suite", "m", "--filter", "("]).unwrap_err();
+        assert!(e.to_string().contains("--filter"), "{e}");
+    }
+}

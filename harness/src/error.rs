@@ -1,0 +1,328 @@
+//! Error types of the perflab library: every error that concerns a file names it.
+//!
+//! Parse errors also carry the position (`line:column`, 1-based) or the field that is wrong.
+//! The seed's error names (`BenchmarkError`, `SuiteError`, `ComparisonError`, `ReportError`)
+//! are kept; the other enums cover the pieces those are built from.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Reading the output of a benchmark engine (criterion, gungraun, BMF) failed.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    /// The file or folder could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The file is not valid JSON.
+    #[error("{}:{line}:{column}: invalid json: {message}", path.display())]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A field is missing or has the wrong type or value.
+    #[error("{}: field `{field}`: {reason}", path.display())]
+    Field {
+        /// The file.
+        path: PathBuf,
+        /// The field, as a dotted path from the document root.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The folder holds no results of the expected kind.
+    #[error("{}: no {what} found", path.display())]
+    Empty {
+        /// The folder or file.
+        path: PathBuf,
+        /// What was looked for.
+        what: &'static str,
+    },
+}
+
+/// Detecting the runner's description (CPU, memory, OS, toolchain) failed.
+#[derive(Debug, Error)]
+pub enum FingerprintError {
+    /// A helper program (`rustc`) could not be started.
+    #[error("cannot run `{program}`: {source}")]
+    Command {
+        /// The program.
+        program: String,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The operating system could not be queried.
+    #[error("cannot read system information: {message}")]
+    System {
+        /// What sysinfo said.
+        message: String,
+    },
+    /// A helper program ran but its output could not be understood.
+    #[error("unexpected output from `{program}`: {reason}")]
+    Output {
+        /// The program.
+        program: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The scenario catalog (`perflab-scenarios list --json`) could not be obtained.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    /// The command could not be started.
+    #[error("cannot run `{command}`: {source}")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The command exited unsuccessfully.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status, in words.
+        status: String,
+        /// The tail of its standard error.
+        stderr: String,
+    },
+    /// The catalog JSON is malformed.
+    #[error("scenario catalog: {reason}")]
+    Invalid {
+        /// What is wrong, with the entry or field when known.
+        reason: String,
+    },
+}
+
+/// Reading or writing the history dataset failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// A file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The history lock could not be taken.
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A history file is not readable Parquet; it is left untouched.
+    #[error("corrupt history file {} (left untouched): {message}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What the Parquet reader said.
+        message: String,
+    },
+    /// A history file is valid Parquet but does not hold a perflab run.
+    #[error("{}: column `{field}`: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Encoding a run as Parquet failed.
+    #[error("cannot write {}: {message}", path.display())]
+    Write {
+        /// The file being written.
+        path: PathBuf,
+        /// What the Parquet writer said.
+        message: String,
+    },
+    /// A file for this run id already exists; it is never overwritten.
+    #[error("{} already exists; history files are never overwritten", path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// No run with this id (or id prefix) is in the history.
+    #[error("no run `{id}` in {}", dir.display())]
+    RunNotFound {
+        /// The id or prefix asked for.
+        id: String,
+        /// The history folder.
+        dir: PathBuf,
+    },
+    /// An id prefix matches more than one run.
+    #[error("run id prefix `{id}` is ambiguous: {}", matches.join(", "))]
+    AmbiguousRun {
+        /// The prefix asked for.
+        id: String,
+        /// The run ids it matches.
+        matches: Vec<String>,
+    },
+    /// The run to append is not valid.
+    #[error("run {id}: {reason}")]
+    InvalidRun {
+        /// The run id.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Loading, validating or running a suite failed.
+#[derive(Debug, Error)]
+pub enum SuiteError {
+    /// The suite file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The suite file is malformed TOML or has an unknown or ill-typed field.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A scenario id in the suite is not in the catalog.
+    #[error("{}:{line}:{column}: unknown scenario id `{id}`", path.display())]
+    UnknownScenario {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the id.
+        line: usize,
+        /// 1-based column of the id.
+        column: usize,
+        /// The id.
+        id: String,
+    },
+    /// No suite file with this name exists.
+    #[error("no suite `{name}` (looked for {})", path.display())]
+    NotFound {
+        /// The suite name.
+        name: String,
+        /// The file looked for.
+        path: PathBuf,
+    },
+    /// The filter left no scenario of the suite to run.
+    #[error("suite `{suite}`: no scenario left to run (filter `{filter}`, quick = {quick})")]
+    NothingSelected {
+        /// The suite.
+        suite: String,
+        /// The filter, or `*` when none.
+        filter: String,
+        /// Whether `--quick` was given.
+        quick: bool,
+    },
+    /// The per-run work folder could not be created.
+    #[error("cannot create work folder {}: {source}", path.display())]
+    WorkDir {
+        /// The folder.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The scenario catalog could not be obtained.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The runner could not be described.
+    #[error(transparent)]
+    Fingerprint(#[from] FingerprintError),
+    /// The run could not be stored.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Running every suite failed.
+#[derive(Debug, Error)]
+pub enum BenchmarkError {
+    /// The suites folder could not be listed.
+    #[error("cannot list suites in {}: {source}", path.display())]
+    Io {
+        /// The folder.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The suites folder holds no suite file.
+    #[error("no suite files (*.toml) in {}", path.display())]
+    NoSuites {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// One suite could not be run.
+    #[error("suite `{suite}`: {source}")]
+    Suite {
+        /// The suite.
+        suite: String,
+        /// Why.
+        #[source]
+        source: SuiteError,
+    },
+}
+
+/// Comparing a run with history failed.
+#[derive(Debug, Error)]
+pub enum ComparisonError {
+    /// The history could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+/// Building a performance report failed.
+#[derive(Debug, Error)]
+pub enum ReportError {
+    /// A measurement's value is NaN or infinite, so no ratio or target can be computed.
+    #[error("{scenario} {subject} {metric}: value {value} is not finite")]
+    NonFinite {
+        /// The scenario.
+        scenario: String,
+        /// The subject.
+        subject: String,
+        /// The metric.
+        metric: String,
+        /// The value.
+        value: f64,
+    },
+    /// The suite file named by the run could not be loaded.
+    #[error(transparent)]
+    Suite(#[from] SuiteError),
+}

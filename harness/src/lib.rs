@@ -1,0 +1,44 @@
+//! perflab: the benchmark harness — result schema, ingest, history, suites and the run flow.
+//!
+//! The modules are private; the API is re-exported flat here. See `DESIGN.md` ("Data",
+//! "Runners") for the model: a [`Run`] holds [`Measurement`]s per scenario, subject and
+//! metric, stored in an append-only Parquet history ([`HistoricalDatabase`]) and produced by
+//! [`BenchmarkingFramework::run_suite`] from the engines' own output.
+
+mod catalog;
+mod compare;
+mod error;
+mod fingerprint;
+mod framework;
+mod ingest;
+mod report;
+mod schema;
+mod store;
+mod suite;
+
+pub use catalog::{Capabilities, Catalog, CatalogEntry, Requirement};
+pub use compare::{HistoricalComparison, MetricComparison, MetricKey};
+pub use error::{
+    BenchmarkError, CatalogError, ComparisonError, FingerprintError, IngestError, ReportError,
+    StoreError, SuiteError,
+};
+pub use fingerprint::{GpuAdapter, GpuDeviceType, RunnerFacts, RunnerInfo};
+pub use framework::{
+    BenchmarkReport, BenchmarkResults, BenchmarkingFramework, CargoRunner, CommandOutput,
+    CommandPurpose, CommandRunner, CommandSpec, FrameworkConfig, SuiteReport, detect_git,
+};
+pub use ingest::{ingest_bmf, ingest_criterion, ingest_gungraun, parse_bmf};
+pub use report::{AnchorRatio, PerformanceReport, ReportRow, format_value};
+pub use schema::{
+    Direction, Engine, Failure, GitInfo, Measurement, MetricSpec, PERFLAB_SUBJECT, Run,
+    SCHEMA_VERSION, Skipped, format_timestamp, is_run_id, is_scenario_id, is_subject, new_run_id,
+    parse_timestamp,
+};
+pub use store::{
+    DEFAULT_HISTORY_DIR, HistoricalDatabase, RunListing, RunSummary, read_run_file, run_frame,
+    scan_history,
+};
+pub use suite::{
+    AnchorRef, BenchmarkSuite, BenchmarkTest, EnvironmentRequirements, Location, PerformanceTarget,
+    PerformanceTargets, ScenarioGlob, TargetOutcome, TargetStatus, best_anchor,
+};

@@ -1,0 +1,231 @@
+//! `cargo xtask`: the developer entry point; builds and runs perflab's pieces with cargo.
+//!
+//! xtask links no workspace crate and no heavy dependency, so it builds in seconds: it
+//! shells out to cargo and to the release `perflab` binary, which does the real work.
+
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+/// Developer tasks for the perflab workspace.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+enum Task {
+    /// Run benchmark suites, append the run to history and print the results table.
+    Bench(BenchArgs),
+    /// Run the workspace's tests (unit, integration and doc tests).
+    Test,
+    /// Check the tools perflab needs, install those it can (gungraun runner), print the rest.
+    Setup,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Suite to run (a file in scenarios/suites/); every suite when left out.
+    #[arg(long)]
+    suite: Option<String>,
+    /// Only scenarios whose id matches this regular expression.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Shorter measurements and smaller load scenarios, for a fast look.
+    #[arg(long)]
+    quick: bool,
+    /// History folder (default: target/perflab/history).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Print the run as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.task {
+        Task::Bench(args) => bench(&root, &args),
+        Task::Test => test(&root),
+        Task::Setup => setup(&root),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
+    // Polars in a debug build is slow, so the harness always runs in release.
+    run(cargo(root).args(["build", "--release", "--quiet", "-p", "perflab"]))?;
+    let perflab = target_dir(root).join("release").join("perflab");
+    let suites = match &args.suite {
+        Some(suite) => vec![suite.clone()],
+        None => suite_names(root)?,
+    };
+    for suite in suites {
+        let mut cmd = Command::new(&perflab);
+        cmd.current_dir(root).args(["run", "--suite", &suite]);
+        if let Some(filter) = &args.filter {
+            cmd.args(["--filter", filter]);
+        }
+        if args.quick {
+            cmd.arg("--quick");
+        }
+        if let Some(history) = &args.history {
+            cmd.arg("--history").arg(history);
+        }
+        if args.json {
+            cmd.arg("--json");
+        }
+        run(&mut cmd)?;
+    }
+    Ok(())
+}
+
+fn test(root: &Path) -> Result<()> {
+    run(cargo(root).args(["test", "--workspace", "--locked"]))
+}
+
+fn setup(root: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+
+    let wanted = locked_version(root, "gungraun")?;
+    match tool_version("gungraun-runner") {
+        Some(found) if found == wanted => println!("ok       gungraun-runner {found}"),
+        found => {
+            println!(
+                "install  gungraun-runner {wanted} (found: {})",
+                found.as_deref().unwrap_or("none")
+            );
+            run(Command::new("cargo").args([
+                "install",
+                "--locked",
+                "--force",
+                "gungraun-runner",
+                "--version",
+                &wanted,
+            ]))?;
+        }
+    }
+
+    for (tool, package, purpose) in [
+        (
+            "valgrind",
+            "valgrind",
+            "callgrind scenarios (instruction counts)",
+        ),
+        ("redis-server", "redis-server", "cache scenarios and tests"),
+    ] {
+        if on_path(tool) {
+            println!("ok       {tool}");
+        } else {
+            println!("missing  {tool}: needed for {purpose}");
+            missing.push(package);
+        }
+    }
+    if vulkan_loader_present() {
+        println!("ok       Vulkan loader (libvulkan.so.1)");
+    } else {
+        println!("missing  Vulkan loader: needed for GPU scenarios (software adapter: lavapipe)");
+        missing.extend(["libvulkan1", "mesa-vulkan-drivers"]);
+    }
+
+    if missing.is_empty() {
+        println!("\neverything perflab uses is installed");
+    } else {
+        println!(
+            "\ninstall the rest with:\n  sudo apt-get install {}",
+            missing.join(" ")
+        );
+    }
+    Ok(())
+}
+
+/// The version of `package` that Cargo.lock pins; the gungraun runner must match it exactly.
+fn locked_version(root: &Path, package: &str) -> Result<String> {
+    let path = root.join("Cargo.lock");
+    let lock = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let name_line = format!("name = \"{package}\"");
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line == name_line
+            && let Some(version) = lines
+                .next()
+                .and_then(|l| l.strip_prefix("version = \""))
+                .and_then(|v| v.strip_suffix('"'))
+        {
+            return Ok(version.to_owned());
+        }
+    }
+    bail!("{}: no locked version of {package}", path.display())
+}
+
+/// The version a `--version` call prints as its last word, if the tool runs at all.
+fn tool_version(tool: &str) -> Option<String> {
+    let out = Command::new(tool).arg("--version").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().last().map(str::to_owned)
+}
+
+fn on_path(tool: &str) -> bool {
+    env::var_os("PATH")
+        .map(|paths| env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Asks the dynamic linker's cache, which knows every library folder of this system.
+fn vulkan_loader_present() -> bool {
+    Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("libvulkan.so.1"))
+}
+
+fn suite_names(root: &Path) -> Result<Vec<String>> {
+    let dir = root.join("scenarios").join("suites");
+    let mut names = Vec::new();
+    for entry in fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(stem.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo")));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
