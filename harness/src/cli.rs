@@ -37,6 +37,27 @@ pub(crate) enum Commands {
         #[command(subcommand)]
         command: HistoryCommand,
     },
+    /// Detect change points in any series (CSV, Parquet or NDJSON)
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AnalyzeArgs {
+    /// The series file: .csv, .parquet (.pq) or .ndjson (.jsonl)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) input: PathBuf,
+
+    /// The numeric column to analyse
+    #[arg(long, value_name = "NAME", default_value = "value")]
+    pub(crate) column: String,
+
+    /// The column that names each series (used when the file has it)
+    #[arg(long, value_name = "NAME", default_value = "series")]
+    pub(crate) series_column: String,
+
+    /// Print JSON on stdout instead of the table
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +141,19 @@ mod tests {
         let cli = Cli::try_parse_from(["perflab", "ingest", "--bmf", "x.json", "--criterion", "d"])
             .unwrap();
         assert!(matches!(cli.command, Commands::Ingest(_)));
+    }
+
+    #[test]
+    fn analyze_defaults() {
+        let cli = Cli::try_parse_from(["perflab", "analyze", "--input", "s.csv"]).unwrap();
+        let Commands::Analyze(a) = cli.command else {
+            panic!("not analyze")
+        };
+        assert_eq!(
+            (a.column.as_str(), a.series_column.as_str(), a.json),
+            ("value", "series", false)
+        );
+        assert!(Cli::try_parse_from(["perflab", "analyze"]).is_err());
     }
 
     #[test]

@@ -326,3 +326,114 @@ pub enum ReportError {
     #[error(transparent)]
     Suite(#[from] SuiteError),
 }
+
+/// A statistic could not be computed from its input.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum StatsError {
+    /// The input holds no observations.
+    #[error("{what}: no observations")]
+    Empty {
+        /// Which input (`series`, `x`, `y`, ...).
+        what: &'static str,
+    },
+    /// An observation is NaN or infinite.
+    #[error("{what}: observation {index} is {value}, not a finite number")]
+    NonFinite {
+        /// Which input.
+        what: &'static str,
+        /// 0-based position of the observation.
+        index: usize,
+        /// The observation.
+        value: f64,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid setting `{field}`: {reason}")]
+    InvalidConfig {
+        /// The setting.
+        field: &'static str,
+        /// Its allowed range.
+        reason: &'static str,
+    },
+}
+
+/// `perflab analyze` could not read or analyse a series file.
+#[derive(Debug, Error)]
+pub enum AnalyzeError {
+    /// The file could not be opened.
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The file name does not end in a known extension.
+    #[error(
+        "{}: unknown file type; expected .csv, .parquet (.pq), .ndjson or .jsonl",
+        path.display()
+    )]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Polars could not parse the file.
+    #[error("{}: cannot parse as {format}: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The format it was read as.
+        format: &'static str,
+        /// What Polars said.
+        message: String,
+    },
+    /// The file holds no rows.
+    #[error("{}: no data rows", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The value or series column is not in the file.
+    #[error("{}: no column `{column}` (columns: {})", path.display(), available.join(", "))]
+    MissingColumn {
+        /// The file.
+        path: PathBuf,
+        /// The column asked for.
+        column: String,
+        /// The columns the file has.
+        available: Vec<String>,
+    },
+    /// The value column does not hold numbers.
+    #[error("{}: column `{column}` is {dtype}, not numeric", path.display())]
+    NonNumeric {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// Its data type, as Polars names it.
+        dtype: String,
+    },
+    /// A value is missing, NaN or infinite.
+    #[error("{}: column `{column}`: row {row} (0-based, header excluded) is {value}", path.display())]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// The column.
+        column: String,
+        /// 0-based data row.
+        row: usize,
+        /// `null`, `NaN`, `inf` or `-inf`.
+        value: String,
+    },
+    /// Change-point detection rejected a series.
+    #[error("{}: series `{series}`: {source}", path.display())]
+    Stats {
+        /// The file.
+        path: PathBuf,
+        /// The series.
+        series: String,
+        /// Why.
+        #[source]
+        source: StatsError,
+    },
+}

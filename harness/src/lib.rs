@@ -3,8 +3,11 @@
 //! The modules are private; the API is re-exported flat here. See `DESIGN.md` ("Data",
 //! "Runners") for the model: a [`Run`] holds [`Measurement`]s per scenario, subject and
 //! metric, stored in an append-only Parquet history ([`HistoricalDatabase`]) and produced by
-//! [`BenchmarkingFramework::run_suite`] from the engines' own output.
+//! [`BenchmarkingFramework::run_suite`] from the engines' own output. The statistics behind
+//! verdicts ([`ab_verdicts`], [`noise_threshold`]) and change points ([`detect_change_points`],
+//! [`analyze_file`]) are described in the crate README, "How a verdict is decided".
 
+mod analyze;
 mod catalog;
 mod compare;
 mod error;
@@ -13,14 +16,16 @@ mod framework;
 mod ingest;
 mod report;
 mod schema;
+mod stats;
 mod store;
 mod suite;
 
+pub use analyze::{AnalyzeOptions, AnalyzeReport, SeriesAnalysis, analyze_file};
 pub use catalog::{Capabilities, Catalog, CatalogEntry, Requirement};
 pub use compare::{HistoricalComparison, MetricComparison, MetricKey};
 pub use error::{
-    BenchmarkError, CatalogError, ComparisonError, FingerprintError, IngestError, ReportError,
-    StoreError, SuiteError,
+    AnalyzeError, BenchmarkError, CatalogError, ComparisonError, FingerprintError, IngestError,
+    ReportError, StatsError, StoreError, SuiteError,
 };
 pub use fingerprint::{GpuAdapter, GpuDeviceType, RunnerFacts, RunnerInfo};
 pub use framework::{
@@ -33,6 +38,12 @@ pub use schema::{
     Direction, Engine, Failure, GitInfo, Measurement, MetricSpec, PERFLAB_SUBJECT, Run,
     SCHEMA_VERSION, Skipped, format_timestamp, is_run_id, is_scenario_id, is_subject, new_run_id,
     parse_timestamp,
+};
+pub use stats::{
+    AbSamples, AbVerdict, ChangePoint, ChangePointConfig, Evidence, MIN_HISTORY_DELTAS,
+    MannWhitney, MetricKind, NoiseThreshold, Segment, Segmentation, ShiftEstimate, TestMethod,
+    ThresholdSource, Verdict, VerdictConfig, ab_verdicts, benjamini_hochberg, detect_change_points,
+    hodges_lehmann, mann_whitney_u, noise_threshold,
 };
 pub use store::{
     DEFAULT_HISTORY_DIR, HistoricalDatabase, RunListing, RunSummary, read_run_file, run_frame,

@@ -1,4 +1,4 @@
-//! The `perflab` binary: runs suites, ingests engine output, and shows the history.
+//! The `perflab` binary: runs suites, ingests engine output, shows history, finds change points.
 
 mod cli;
 
@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use perflab::{
-    BenchmarkingFramework, Capabilities, FrameworkConfig, HistoricalDatabase, Run, RunnerInfo,
-    SuiteReport, detect_git, ingest_bmf, ingest_criterion, ingest_gungraun,
+    AnalyzeOptions, BenchmarkingFramework, Capabilities, FrameworkConfig, HistoricalDatabase, Run,
+    RunnerInfo, SuiteReport, analyze_file, detect_git, ingest_bmf, ingest_criterion,
+    ingest_gungraun,
 };
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{Cli, Commands, HistoryCommand, IngestArgs, RunArgs};
+use crate::cli::{AnalyzeArgs, Cli, Commands, HistoryCommand, IngestArgs, RunArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -61,7 +62,23 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Commands::Ingest(args) => ingest(config, args),
         Commands::History { command } => history_cmd(config, command),
+        Commands::Analyze(args) => analyze(&args),
     }
+}
+
+fn analyze(args: &AnalyzeArgs) -> Result<ExitCode> {
+    let options = AnalyzeOptions {
+        column: args.column.clone(),
+        series_column: args.series_column.clone(),
+        ..AnalyzeOptions::default()
+    };
+    let report = analyze_file(&args.input, &options)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.render_table());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn default_history(workspace: &Path) -> PathBuf {

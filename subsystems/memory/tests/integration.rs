@@ -444,21 +444,29 @@ fn unreadable_files_are_reported_not_fatal() {
     let locked = ws.root().join("locked.txt");
     std::fs::write(&locked, b"secret").unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
-    // Whether this process can still open the file depends on its privileges (root
-    // bypasses file modes); the mapping must agree with what the OS allows.
-    let readable = std::fs::File::open(&locked).is_ok();
+    // The walk must still reach the rest of the workspace as the unprivileged user.
+    std::fs::set_permissions(ws.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let vmm = VirtualMemoryManager::new();
-    let mapping = vmm.map_workspace_to_disk(ws.root()).unwrap();
-    if readable {
-        assert!(mapping.file(&locked).is_some());
-        assert!(mapping.unreadable.is_empty());
-    } else {
-        assert!(mapping.file(&locked).is_none());
-        assert_eq!(mapping.unreadable.len(), 1);
-        assert_eq!(mapping.unreadable[0].path, locked);
-        assert!(mapping.unreadable[0].reason.contains("open failed"));
-    }
+    let mapping = as_unprivileged_user(|| vmm.map_workspace_to_disk(ws.root())).unwrap();
+    assert!(mapping.file(&locked).is_none());
+    assert_eq!(mapping.unreadable.len(), 1, "{:?}", mapping.unreadable);
+    assert_eq!(mapping.unreadable[0].path, locked);
+    assert!(mapping.unreadable[0].reason.contains("open failed"));
     assert!(mapping.file(&ws.root().join("src/main.rs")).is_some());
+}
+
+/// Runs `f` with this thread's filesystem user id set to `nobody`, so that file modes bind
+/// even when the tests run as root (Linux keeps the filesystem uid per thread, and giving
+/// it up drops the capabilities that bypass file modes). Not root: the call fails and
+/// changes nothing, and the modes bind anyway.
+fn as_unprivileged_user<R>(f: impl FnOnce() -> R) -> R {
+    const NOBODY: libc::uid_t = 65534;
+    // SAFETY: setfsuid only changes the calling thread's filesystem credentials.
+    let previous = unsafe { libc::setfsuid(NOBODY) };
+    let out = f();
+    // SAFETY: as above; restores the id the thread had.
+    unsafe { libc::setfsuid(previous as libc::uid_t) };
+    out
 }
 
 #[test]

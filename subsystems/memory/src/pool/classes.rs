@@ -6,9 +6,11 @@ use crate::error::MemoryError;
 /// consecutive powers of two (the default), and a binary search otherwise.
 #[derive(Debug, Clone)]
 pub(crate) struct SizeClasses {
-    sizes: Box<[usize]>,
     /// `log2(sizes[0])` when `sizes[i] == sizes[0] << i` for every `i`.
     pow2_min_shift: Option<u32>,
+    smallest: usize,
+    largest: usize,
+    sizes: Box<[usize]>,
 }
 
 impl SizeClasses {
@@ -42,6 +44,8 @@ impl SizeClasses {
                 .all(|(i, &s)| u32::try_from(i).is_ok_and(|i| first.checked_shl(i) == Some(s)));
         Ok(Self {
             pow2_min_shift: pow2.then(|| first.trailing_zeros()),
+            smallest: first,
+            largest: sizes[sizes.len() - 1],
             sizes: sizes.into_boxed_slice(),
         })
     }
@@ -55,7 +59,7 @@ impl SizeClasses {
     }
 
     pub(crate) fn largest(&self) -> usize {
-        self.sizes[self.sizes.len() - 1]
+        self.largest
     }
 
     pub(crate) fn sizes(&self) -> &[usize] {
@@ -63,36 +67,52 @@ impl SizeClasses {
     }
 
     /// The smallest class holding at least `n`, or `None` when `n` is over the largest.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ceil_index(&self, n: usize) -> Option<usize> {
         let index = match self.pow2_min_shift {
             Some(min_shift) => {
-                if n <= self.sizes[0] {
-                    0
-                } else {
-                    // n > sizes[0] >= 1, so n - 1 >= 1 and the subtraction below cannot wrap.
-                    let bits = usize::BITS - (n - 1).leading_zeros();
-                    (bits - min_shift) as usize
-                }
+                // The class of `n` is the bit length of `n - 1`, less `min_shift`; or-ing
+                // in `smallest - 1` sends every `n <= smallest` to class 0 without a
+                // branch. `2x + 1` has the bit length of `x` as its log2 and is never
+                // zero (no zero check); it cannot overflow, as `n <= largest <= 2^63` is
+                // checked below before the index is used.
+                let x = n.saturating_sub(1) | (self.smallest - 1);
+                (x.wrapping_shl(1) | 1).ilog2().wrapping_sub(min_shift) as usize
             }
-            None => self.sizes.partition_point(|&s| s < n),
+            None => self.search_ceil(n),
         };
-        (index < self.sizes.len()).then_some(index)
+        (n <= self.largest).then_some(index)
     }
 
     /// The largest class not over `capacity`: the free list that may keep a value of
     /// that capacity. `None` when the capacity is under the smallest class or over the
     /// largest (such a value would hold more than any class promises, so it is dropped).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn floor_index(&self, capacity: usize) -> Option<usize> {
-        if capacity < self.sizes[0] || capacity > self.largest() {
+        // One compare for both bounds: under `smallest` wraps to a huge difference.
+        if capacity.wrapping_sub(self.smallest) > self.largest - self.smallest {
             return None;
         }
         let index = match self.pow2_min_shift {
-            Some(min_shift) => (usize::BITS - 1 - capacity.leading_zeros() - min_shift) as usize,
-            None => self.sizes.partition_point(|&s| s <= capacity) - 1,
+            // `capacity >= smallest >= 1`, and `| 1` changes no log2 of a nonzero value
+            // while telling the compiler it is nonzero.
+            Some(min_shift) => ((capacity | 1).ilog2() - min_shift) as usize,
+            None => self.search_floor(capacity),
         };
         Some(index)
+    }
+
+    /// `ceil_index` for classes that are not consecutive powers of two (out of line: it
+    /// would crowd the inlined fast paths).
+    #[inline(never)]
+    fn search_ceil(&self, n: usize) -> usize {
+        self.sizes.partition_point(|&s| s < n)
+    }
+
+    /// `floor_index` for other classes, for a capacity within the class range.
+    #[inline(never)]
+    fn search_floor(&self, capacity: usize) -> usize {
+        self.sizes.partition_point(|&s| s <= capacity) - 1
     }
 }
 

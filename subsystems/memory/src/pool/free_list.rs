@@ -25,9 +25,39 @@ impl<T> FreeList<T> {
         }
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// An empty list without storage (a magazine list before its thread uses the class).
+    pub(crate) const fn new() -> Self {
+        Self {
+            items: Vec::new(),
+            low_water: 0,
+            idle_before: 0,
+        }
+    }
+
+    /// Whether the list has storage: a magazine list gets it the first time its thread
+    /// keeps a value of the class.
+    #[inline(always)]
+    pub(crate) fn is_provisioned(&self) -> bool {
+        self.items.capacity() != 0
+    }
+
+    /// Gives an empty, unprovisioned list room for exactly `capacity` values (its cap).
+    pub(crate) fn provision(&mut self, capacity: usize) {
+        debug_assert!(self.items.is_empty());
+        // `with_capacity` allocates exactly the capacity asked for.
+        self.items = Vec::with_capacity(capacity);
+    }
+
+    /// Whether a push fits in the list's allocation (a magazine list's capacity is its
+    /// class's cap).
+    #[inline(always)]
+    pub(crate) fn has_room(&self) -> bool {
+        self.items.len() < self.items.capacity()
     }
 
     #[inline]
@@ -36,13 +66,62 @@ impl<T> FreeList<T> {
     }
 
     /// Pops the most recently pushed value and its bytes.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop(&mut self) -> Option<(T, usize)> {
-        let popped = self.items.pop()?;
-        if self.items.len() < self.low_water {
-            self.low_water = self.items.len();
+        if self.is_empty() {
+            return None;
         }
-        Some(popped)
+        // SAFETY: the list is not empty.
+        Some(unsafe { self.pop_unchecked() })
+    }
+
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Pops the top item without moving its value: returns a pointer to the value and
+    /// its bytes. The list no longer owns the value; the caller moves it out (once)
+    /// before the list is used again.
+    ///
+    /// # Safety
+    /// The list is not empty; the returned pointer is read before any other use of
+    /// the list, and the value is moved out of it exactly once.
+    #[inline(always)]
+    pub(crate) unsafe fn pop_in_place(&mut self) -> (*const T, usize) {
+        let len = self.items.len() - 1;
+        // SAFETY: the list is not empty, so slot `len` is an initialised item in the
+        // list's allocation; `set_len` gives it up to the caller without touching it.
+        let item = unsafe {
+            self.items.set_len(len);
+            self.items.as_ptr().add(len)
+        };
+        if len < self.low_water {
+            self.low_water = len;
+        }
+        // SAFETY: `item` points to an initialised `(T, usize)`; `&raw const` takes the
+        // field addresses without creating references.
+        unsafe { (&raw const (*item).0, (&raw const (*item).1).read()) }
+    }
+
+    /// `pop` on a list known not to be empty (no `Option` for the caller to test again).
+    ///
+    /// # Safety
+    /// The list is not empty.
+    #[inline(always)]
+    pub(crate) unsafe fn pop_unchecked(&mut self) -> (T, usize) {
+        let len = self.items.len() - 1;
+        // SAFETY: the list is not empty (the caller's contract), so slot `len` holds an
+        // initialised item, which `set_len` gives up: it is read exactly once.
+        let popped = unsafe {
+            let item = read_by_words(self.items.as_ptr().add(len));
+            self.items.set_len(len);
+            item
+        };
+        if len < self.low_water {
+            self.low_water = len;
+        }
+        popped
     }
 
     /// Bytes of all values.
@@ -96,6 +175,39 @@ impl<T> FreeList<T> {
     fn bytes_of_bottom(&self, count: usize) -> usize {
         self.items[..count].iter().map(|(_, bytes)| bytes).sum()
     }
+}
+
+/// Reads `*src`, one machine word at a time when the type is made of whole words.
+///
+/// A value pushed on a list was written with word-sized stores (its fields came from
+/// registers); the compiler copies a 24-byte `Vec` with one 8-byte and one 16-byte load,
+/// and a load that spans two pending stores cannot take its data from the store buffer:
+/// it waits for both stores to reach the cache. Popping the value just pushed (a steady
+/// allocate/release cycle) hit that stall on every cycle. Volatile word loads cannot be
+/// merged into a wider load, so each one forwards from the store of the same word.
+///
+/// # Safety
+/// As `ptr::read`: `src` is valid for reads, aligned, and holds an initialised `U`.
+#[inline(always)]
+pub(crate) unsafe fn read_by_words<U>(src: *const U) -> U {
+    const WORD: usize = size_of::<usize>();
+    if !size_of::<U>().is_multiple_of(WORD) || align_of::<U>() < WORD {
+        // SAFETY: the caller's contract.
+        return unsafe { src.read() };
+    }
+    let mut out = std::mem::MaybeUninit::<U>::uninit();
+    let from = src.cast::<std::mem::MaybeUninit<usize>>();
+    let to = out.as_mut_ptr().cast::<std::mem::MaybeUninit<usize>>();
+    for i in 0..size_of::<U>() / WORD {
+        // SAFETY: `U` is a whole number of words and word-aligned, so word `i` is in
+        // bounds and aligned in both. The words are copied as `MaybeUninit<usize>`,
+        // which keeps every byte as it is (padding and pointer provenance included),
+        // so `out` ends up a byte-for-byte copy of `*src`.
+        unsafe { to.add(i).write(from.add(i).read_volatile()) };
+    }
+    // SAFETY: a byte-for-byte copy of an initialised `U`; `src` is not used as a `U`
+    // again (the caller's contract, as for `ptr::read`).
+    unsafe { out.assume_init() }
 }
 
 #[cfg(test)]

@@ -359,3 +359,140 @@ fn debug_output_names_the_configuration() {
     let handle = pool.allocate(1).unwrap();
     assert!(format!("{handle:?}").contains("PoolHandle"));
 }
+
+#[test]
+fn pools_and_handles_cross_threads() {
+    fn send_sync<S: Send + Sync>() {}
+    fn send<S: Send>() {}
+    send_sync::<MemoryPool<Vec<u8>>>();
+    send_sync::<PoolHandle<'static, Vec<u8>>>();
+    send::<PoolHandle<'static, String>>();
+    assert_eq!(
+        size_of::<MemoryPool<Vec<u8>>>(),
+        size_of::<usize>(),
+        "a pool is one pointer"
+    );
+}
+
+/// Runs `rounds` rounds of: this thread allocates `count` values of `size`, a second,
+/// long-lived thread drops them all.
+fn producer_consumer(pool: &MemoryPool<Vec<u8>>, size: usize, count: usize, rounds: usize) {
+    let (to_consumer, batches) = std::sync::mpsc::sync_channel::<Vec<PoolHandle<'_, Vec<u8>>>>(1);
+    let (to_producer, done) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for batch in batches {
+                drop(batch);
+                to_producer.send(()).unwrap();
+            }
+        });
+        for _ in 0..rounds {
+            let batch: Vec<_> = (0..count)
+                .map(|_| {
+                    let mut handle = pool.allocate(size).unwrap();
+                    assert!(handle.capacity() >= size);
+                    handle.push(1);
+                    handle
+                })
+                .collect();
+            to_consumer.send(batch).unwrap();
+            done.recv().unwrap();
+        }
+        drop(to_consumer);
+    });
+}
+
+fn assert_stats_add_up(stats: &PoolStats) {
+    assert_eq!(
+        stats.allocations,
+        stats.reuses + stats.fresh + stats.oversize
+    );
+    assert_eq!(stats.releases, stats.returned + stats.discarded);
+    assert_eq!(
+        stats.outstanding,
+        stats.allocations - stats.releases - stats.detached
+    );
+    assert_eq!(
+        stats.retained_count as u64,
+        stats.returned - stats.reuses - stats.trimmed
+    );
+    assert!(stats.retained_bytes <= stats.max_retained_bytes);
+}
+
+#[test]
+fn a_thread_that_only_releases_gets_a_magazine_and_its_values_come_back() {
+    let pool = builder::<Vec<u8>>().build().unwrap();
+    producer_consumer(&pool, 100, 64, 20);
+    let stats = pool.stats();
+    assert_stats_add_up(&stats);
+    assert_eq!((stats.allocations, stats.releases), (20 * 64, 20 * 64));
+    // The consumer's first releases go to the depot one by one; then it has a
+    // magazine, which hands full batches over.
+    assert!(stats.flushes > 0, "{stats:?}");
+    assert!(stats.refills > 0, "{stats:?}");
+    // What the consumer keeps in its magazine between batches is bounded (a class's
+    // cap), so after the first rounds every allocation is a reuse.
+    assert!(stats.fresh <= 3 * 64, "{stats:?}");
+    assert_eq!(stats.discarded, 0);
+}
+
+#[test]
+fn a_producer_and_consumer_cycling_the_whole_budget_of_large_values_drop_none() {
+    // 16 values of 4 KiB fill the budget exactly; values of a quarter credit chunk
+    // (64 KiB / 64 / 4 = 256 bytes) or more are large.
+    let pool = builder::<Vec<u8>>()
+        .max_retained_bytes(16 * 4096)
+        .build()
+        .unwrap();
+    producer_consumer(&pool, 4096, 16, 30);
+    let stats = pool.stats();
+    assert_stats_add_up(&stats);
+    // Nothing waits in the consumer's magazine and no credit is stranded in the
+    // producer's, so the same 16 values go round.
+    assert_eq!(stats.fresh, 16, "{stats:?}");
+    assert_eq!(stats.discarded, 0, "{stats:?}");
+    assert_eq!(stats.reuses, 29 * 16);
+    assert_eq!(stats.retained_bytes, 16 * 4096);
+}
+
+#[test]
+fn a_thread_cycling_one_value_stays_in_its_magazine() {
+    let pool = builder::<Vec<u8>>().build().unwrap();
+    for size in [64, 1024, 256 << 10] {
+        for _ in 0..100 {
+            let mut handle = pool.allocate(size).unwrap();
+            handle.push(7);
+        }
+    }
+    let stats = pool.stats();
+    assert_stats_add_up(&stats);
+    assert_eq!((stats.fresh, stats.reuses), (3, 297));
+    assert_eq!((stats.refills, stats.flushes, stats.discarded), (0, 0, 0));
+    assert_eq!(stats.retained_bytes, 64 + 1024 + (256 << 10));
+}
+
+#[test]
+fn values_of_another_pool_never_come_from_the_cache() {
+    // Two pools used in turn on one thread: each operation finds the other pool's
+    // magazine cached and must claim its own.
+    let a = builder::<Vec<u8>>().build().unwrap();
+    let b = builder::<Vec<u8>>().build().unwrap();
+    let address_a = {
+        let handle = a.allocate(512).unwrap();
+        handle.as_ptr()
+    };
+    for _ in 0..10 {
+        let from_b = b.allocate(512).unwrap();
+        assert_ne!(from_b.as_ptr(), address_a);
+        let from_a = a.allocate(512).unwrap();
+        assert_eq!(from_a.as_ptr(), address_a, "a's value, from a's magazine");
+        drop((from_a, from_b));
+    }
+    assert_eq!((a.stats().fresh, b.stats().fresh), (1, 1));
+    // A dropped pool's key is never reused, so its cached magazine is never used again.
+    drop(a);
+    let c = builder::<Vec<u8>>().build().unwrap();
+    assert_eq!(c.stats().retained_count, 0);
+    drop(c.allocate(512).unwrap());
+    assert_eq!(c.stats().fresh, 1);
+}
