@@ -39,6 +39,59 @@ pub(crate) enum Commands {
     },
     /// Detect change points in any series (CSV, Parquet or NDJSON)
     Analyze(AnalyzeArgs),
+    /// Compare two runs of the history: a verdict per scenario, subject and metric
+    Compare(CompareArgs),
+    /// Save, list, show or delete named baselines (baselines/<runner fingerprint>/<name>.json)
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BaselineCommand {
+    /// Save a run of the history as baseline NAME of the runner that measured it
+    Save {
+        /// Baseline name (letters, digits, `_`, `-`, `.`)
+        name: String,
+        /// The run: id or unique prefix [default: the latest run in the history]
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+    },
+    /// List the baselines of every runner; `*` marks this runner's
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show baseline NAME of this runner
+    Show {
+        /// Baseline name
+        name: String,
+        /// Print the whole run as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete baseline NAME of this runner
+    Delete {
+        /// Baseline name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompareArgs {
+    /// The base: a run id, a unique prefix of one, or the name of a baseline of the head's runner
+    #[arg(long, value_name = "RUN|BASELINE")]
+    pub(crate) base: String,
+
+    /// The head run: id or a unique prefix of one
+    #[arg(long, value_name = "RUN")]
+    pub(crate) head: String,
+
+    /// Print the comparison and its regressions as JSON on stdout instead of the table
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +126,11 @@ pub(crate) struct RunArgs {
     /// Quick run: leave out `quick = false` scenarios and ask the engines for short runs
     #[arg(long)]
     pub(crate) quick: bool,
+
+    /// Compare with this baseline of this runner [default: `main` when this runner has it,
+    /// else the latest earlier run of the suite]
+    #[arg(long, value_name = "NAME")]
+    pub(crate) baseline: Option<String>,
 
     /// Print the run (and target verdicts) as JSON on stdout instead of the table
     #[arg(long)]
@@ -154,6 +212,18 @@ mod tests {
             ("value", "series", false)
         );
         assert!(Cli::try_parse_from(["perflab", "analyze"]).is_err());
+    }
+
+    #[test]
+    fn compare_needs_base_and_head() {
+        assert!(Cli::try_parse_from(["perflab", "compare", "--base", "a"]).is_err());
+        let cli =
+            Cli::try_parse_from(["perflab", "compare", "--base", "a", "--head", "b", "--json"])
+                .unwrap();
+        let Commands::Compare(c) = cli.command else {
+            panic!("not compare")
+        };
+        assert_eq!((c.base.as_str(), c.head.as_str(), c.json), ("a", "b", true));
     }
 
     #[test]

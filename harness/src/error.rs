@@ -305,6 +305,28 @@ pub enum ComparisonError {
     /// A blocking task panicked or was cancelled.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The base run was measured on another runner than the head run.
+    #[error(
+        "base run {base_run} was measured on runner {base_fingerprint} and head run {head_run} on runner {head_fingerprint}: samples from different runners are not comparable; pick a base run from runner {head_fingerprint}"
+    )]
+    FingerprintMismatch {
+        /// The base run's id.
+        base_run: String,
+        /// The base run's runner fingerprint.
+        base_fingerprint: String,
+        /// The head run's id.
+        head_run: String,
+        /// The head run's runner fingerprint.
+        head_fingerprint: String,
+    },
+    /// Polars failed while joining runs or reading their history.
+    #[error("{what}: {message}")]
+    Polars {
+        /// What was being done.
+        what: &'static str,
+        /// Polars' message.
+        message: String,
+    },
 }
 
 /// Building a performance report failed.
@@ -435,5 +457,66 @@ pub enum AnalyzeError {
         /// Why.
         #[source]
         source: StatsError,
+    },
+}
+
+/// Errors of the named baselines in `baselines/<fingerprint>/<name>.json`.
+#[derive(Debug, Error)]
+pub enum BaselineError {
+    /// A baseline file or folder could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// A baseline file is not a perflab run; it is left untouched.
+    #[error("{} (left untouched): {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A baseline name that cannot be a file name.
+    #[error(
+        "baseline name `{name}` must be letters, digits, `_`, `-` or `.`, not starting with `.`"
+    )]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// No baseline of this name for this runner, nor for any other.
+    #[error("no baseline `{name}` for runner {fingerprint} in {}", dir.display())]
+    NotFound {
+        /// The name asked for.
+        name: String,
+        /// This runner's fingerprint.
+        fingerprint: String,
+        /// The baselines folder.
+        dir: PathBuf,
+    },
+    /// The baseline exists, but only for other runners, whose results are never compared.
+    #[error(
+        "baseline `{name}` belongs to runner {}, not to this runner {fingerprint}: results from different machines or toolchains are never compared; save a baseline on this runner",
+        others.join(", ")
+    )]
+    OtherRunner {
+        /// The name asked for.
+        name: String,
+        /// This runner's fingerprint.
+        fingerprint: String,
+        /// The runners that have a baseline of this name.
+        others: Vec<String>,
+    },
+    /// The run to save is inconsistent.
+    #[error("run {id} cannot be a baseline: {reason}")]
+    InvalidRun {
+        /// The run id.
+        id: String,
+        /// What is wrong with it.
+        reason: String,
     },
 }

@@ -28,14 +28,15 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Capabilities, Catalog, CatalogEntry};
-use crate::compare::HistoricalComparison;
+use crate::compare::{HistoricalComparison, MetricKey, Regression, history_values};
 use crate::error::{
-    BenchmarkError, CatalogError, ComparisonError, IngestError, ReportError, SuiteError,
+    BenchmarkError, CatalogError, ComparisonError, IngestError, ReportError, StoreError, SuiteError,
 };
 use crate::fingerprint::RunnerInfo;
 use crate::ingest::{ingest_bmf, ingest_criterion, ingest_gungraun};
 use crate::report::PerformanceReport;
 use crate::schema::{Engine, Failure, GitInfo, Measurement, Run, Skipped};
+use crate::stats::VerdictConfig;
 use crate::store::{DEFAULT_HISTORY_DIR, HistoricalDatabase};
 use crate::suite::{BenchmarkSuite, TargetOutcome};
 
@@ -441,16 +442,33 @@ impl BenchmarkingFramework {
         })
     }
 
-    /// Compares `results` with the latest earlier run of the same suite on the same runner.
+    /// Compares `results` (head) with the latest earlier run of the same suite on the same
+    /// runner in history: per key a verdict with its evidence (see [`HistoricalComparison`]).
     pub async fn compare_with_historical(
         &self,
         results: &BenchmarkResults,
     ) -> Result<HistoricalComparison, ComparisonError> {
         let db = self.historical_data.clone();
         let run = results.clone();
-        tokio::task::spawn_blocking(move || compare_blocking(&db, &run))
+        tokio::task::spawn_blocking(move || compare_runs(&db, &run, None))
             .await
             .map_err(|e| ComparisonError::Task(e.to_string()))?
+    }
+
+    /// Compares `head` with `base` when given, else with the latest earlier run of its suite
+    /// on its runner. A base from another runner fingerprint is refused. Blocking: call it
+    /// outside any async runtime (Polars' lazy engine; see [`HistoricalDatabase`]).
+    pub fn compare_runs_blocking(
+        &self,
+        head: &Run,
+        base: Option<&Run>,
+    ) -> Result<HistoricalComparison, ComparisonError> {
+        compare_runs(&self.historical_data, head, base)
+    }
+
+    /// The regressions of `comparison`, largest relative change first.
+    pub fn detect_regressions(&self, comparison: &HistoricalComparison) -> Vec<Regression> {
+        comparison.regressions()
     }
 
     /// Lays out `results` as a report; targets come from the suite file of `results.suite`
@@ -780,25 +798,43 @@ impl BenchmarkingFramework {
     }
 }
 
-/// Finds the baseline of `run` in `db` and compares.
-fn compare_blocking(
+/// Compares `head` with `base` (or with the latest earlier run of its suite on its runner),
+/// learning each key's noise threshold from the runner's history before `head`.
+fn compare_runs(
     db: &HistoricalDatabase,
-    run: &Run,
+    head: &Run,
+    base: Option<&Run>,
 ) -> Result<HistoricalComparison, ComparisonError> {
-    let (baseline, unreadable) = db.latest_before(&run.suite, &run.runner.fingerprint, &run.id)?;
+    let (found, unreadable) = match base {
+        Some(b) => {
+            if b.runner.fingerprint != head.runner.fingerprint {
+                return Err(ComparisonError::FingerprintMismatch {
+                    base_run: b.id.clone(),
+                    base_fingerprint: b.runner.fingerprint.clone(),
+                    head_run: head.id.clone(),
+                    head_fingerprint: head.runner.fingerprint.clone(),
+                });
+            }
+            (None, Vec::new())
+        }
+        None => db.latest_before(&head.suite, &head.runner.fingerprint, &head.id)?,
+    };
     let unreadable = unreadable
         .into_iter()
         .filter_map(|e| match e {
-            crate::error::StoreError::Corrupt { path, .. }
-            | crate::error::StoreError::Invalid { path, .. } => Some(path),
+            StoreError::Corrupt { path, .. } | StoreError::Invalid { path, .. } => Some(path),
             _ => None,
         })
         .collect();
-    Ok(HistoricalComparison::new(
-        run,
-        baseline.as_ref(),
-        unreadable,
-    ))
+    let base = base.or(found.as_ref());
+    let keys: Vec<MetricKey> = head
+        .results
+        .iter()
+        .chain(base.map_or(&[][..], |b| b.results.as_slice()))
+        .map(MetricKey::of)
+        .collect();
+    let history = history_values(db, &head.runner.fingerprint, &head.id, &keys)?;
+    HistoricalComparison::new(head, base, &history, unreadable, &VerdictConfig::default())
 }
 
 /// The git commit and branch of `dir` (from git, else from GitHub Actions' environment).

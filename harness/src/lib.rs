@@ -8,6 +8,7 @@
 //! [`analyze_file`]) are described in the crate README, "How a verdict is decided".
 
 mod analyze;
+mod baseline;
 mod catalog;
 mod compare;
 mod error;
@@ -21,11 +22,12 @@ mod store;
 mod suite;
 
 pub use analyze::{AnalyzeOptions, AnalyzeReport, SeriesAnalysis, analyze_file};
+pub use baseline::{BaselineEntry, BaselineStore};
 pub use catalog::{Capabilities, Catalog, CatalogEntry, Requirement};
-pub use compare::{HistoricalComparison, MetricComparison, MetricKey};
+pub use compare::{HistoricalComparison, MetricComparison, MetricKey, Regression};
 pub use error::{
-    AnalyzeError, BenchmarkError, CatalogError, ComparisonError, FingerprintError, IngestError,
-    ReportError, StatsError, StoreError, SuiteError,
+    AnalyzeError, BaselineError, BenchmarkError, CatalogError, ComparisonError, FingerprintError,
+    IngestError, ReportError, StatsError, StoreError, SuiteError,
 };
 pub use fingerprint::{GpuAdapter, GpuDeviceType, RunnerFacts, RunnerInfo};
 pub use framework::{

@@ -1,4 +1,4 @@
-//! The `perflab` binary: runs suites, ingests engine output, shows history, finds change points.
+//! The `perflab` binary: runs suites, ingests output, shows and compares history, finds change points.
 
 mod cli;
 
@@ -8,13 +8,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use perflab::{
-    AnalyzeOptions, BenchmarkingFramework, Capabilities, FrameworkConfig, HistoricalDatabase, Run,
-    RunnerInfo, SuiteReport, analyze_file, detect_git, ingest_bmf, ingest_criterion,
-    ingest_gungraun,
+    AnalyzeOptions, BaselineError, BaselineStore, BenchmarkingFramework, Capabilities,
+    FrameworkConfig, HistoricalDatabase, Run, RunnerInfo, SuiteReport, analyze_file, detect_git,
+    ingest_bmf, ingest_criterion, ingest_gungraun,
 };
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{AnalyzeArgs, Cli, Commands, HistoryCommand, IngestArgs, RunArgs};
+use crate::cli::{
+    AnalyzeArgs, BaselineCommand, Cli, Commands, CompareArgs, HistoryCommand, IngestArgs, RunArgs,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -58,12 +60,149 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            rt.block_on(run(config, args))
+            let (framework, report) = rt.block_on(run(config, &args))?;
+            // Comparing drives Polars, which must not run on the runtime's own thread.
+            drop(rt);
+            print_report(&framework, &report, args.json)?;
+            if !args.json {
+                compare_after_run(&framework, &report.run, args.baseline.as_deref())?;
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Commands::Ingest(args) => ingest(config, args),
         Commands::History { command } => history_cmd(config, command),
         Commands::Analyze(args) => analyze(&args),
+        Commands::Compare(args) => compare(config, &args),
+        Commands::Baseline { command } => baseline_cmd(config, command),
     }
+}
+
+fn baselines(config: &FrameworkConfig) -> BaselineStore {
+    BaselineStore::new(config.workspace_root.join("baselines"))
+}
+
+/// After a run: its verdicts against the named baseline, else this runner's `main`
+/// baseline, else the latest earlier run of the suite on this runner.
+fn compare_after_run(
+    framework: &BenchmarkingFramework,
+    head: &Run,
+    baseline: Option<&str>,
+) -> Result<()> {
+    let store = baselines(framework.config());
+    let fingerprint = &head.runner.fingerprint;
+    let base = match baseline {
+        Some(name) => Some((name, store.load(fingerprint, name)?)),
+        None => match store.load(fingerprint, "main") {
+            Ok(run) => Some(("main", run)),
+            Err(BaselineError::NotFound { .. } | BaselineError::OtherRunner { .. }) => None,
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let comparison = framework.compare_runs_blocking(head, base.as_ref().map(|(_, run)| run))?;
+    println!();
+    match (&base, &comparison.baseline_run_id) {
+        (Some((name, run)), _) => println!("compared with baseline `{name}` (run {})", run.id),
+        (None, Some(id)) => println!("compared with the previous run {id}"),
+        (None, None) => {
+            println!("no earlier run of this suite on this runner: nothing to compare with");
+            return Ok(());
+        }
+    }
+    print!("{}", comparison.render_table());
+    Ok(())
+}
+
+fn baseline_cmd(config: FrameworkConfig, command: BaselineCommand) -> Result<ExitCode> {
+    let store = baselines(&config);
+    let this_runner = || -> Result<String> {
+        Ok(RunnerInfo::detect(None)
+            .context("describing this runner")?
+            .fingerprint)
+    };
+    match command {
+        BaselineCommand::Save { name, run } => {
+            let db = HistoricalDatabase::new(config.history_dir.clone());
+            let run = match run {
+                Some(id) => db.load(&id)?,
+                None => {
+                    let latest = db.list()?.runs.pop().with_context(|| {
+                        format!("no runs in {} to save as a baseline", db.dir().display())
+                    })?;
+                    db.load(&latest.id)?
+                }
+            };
+            let path = store.save(&name, &run)?;
+            println!(
+                "saved run {} as baseline `{name}`: {}",
+                run.id,
+                path.display()
+            );
+        }
+        BaselineCommand::List { json } => {
+            let entries = store.list()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!(
+                    "no baselines in {}",
+                    config.workspace_root.join("baselines").display()
+                );
+            } else {
+                let mine = this_runner()?;
+                for e in &entries {
+                    let marker = if e.fingerprint == mine { '*' } else { ' ' };
+                    println!("{marker} {:<16}  {}", e.fingerprint, e.name);
+                }
+            }
+        }
+        BaselineCommand::Show { name, json } => {
+            let run = store.load(&this_runner()?, &name)?;
+            show_run(config, &run, json)?;
+        }
+        BaselineCommand::Delete { name } => {
+            let path = store.delete(&this_runner()?, &name)?;
+            println!("deleted {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(config: FrameworkConfig, args: &CompareArgs) -> Result<ExitCode> {
+    let store = baselines(&config);
+    let framework = BenchmarkingFramework::new(config);
+    let db = framework.historical_data();
+    let head = db
+        .load(&args.head)
+        .with_context(|| format!("loading head run `{}`", args.head))?;
+    // A run of the history first; failing that, a baseline of the head's runner.
+    let base = match db.load(&args.base) {
+        Ok(run) => run,
+        Err(run_error) => store
+            .load(&head.runner.fingerprint, &args.base)
+            .map_err(|baseline_error| {
+                anyhow::anyhow!(
+                    "`{}` is neither a run of the history ({run_error}) nor a baseline ({baseline_error})",
+                    args.base
+                )
+            })?,
+    };
+    let comparison = framework.compare_runs_blocking(&head, Some(&base))?;
+    if args.json {
+        let regressions = framework.detect_regressions(&comparison);
+        let entries = comparison.by_severity();
+        let out = serde_json::json!({
+            "base": comparison.baseline_run_id,
+            "head": comparison.run_id,
+            "suite": comparison.suite,
+            "fingerprint": comparison.fingerprint,
+            "regressions": regressions,
+            "entries": entries,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print!("{}", comparison.render_table());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn analyze(args: &AnalyzeArgs) -> Result<ExitCode> {
@@ -88,8 +227,11 @@ fn default_history(workspace: &Path) -> PathBuf {
     }
 }
 
-async fn run(mut config: FrameworkConfig, args: RunArgs) -> Result<ExitCode> {
-    config.filter = args.filter;
+async fn run(
+    mut config: FrameworkConfig,
+    args: &RunArgs,
+) -> Result<(BenchmarkingFramework, SuiteReport)> {
+    config.filter = args.filter.clone();
     config.quick = args.quick;
     config.capabilities = Capabilities::detect(None);
     let framework = BenchmarkingFramework::new(config);
@@ -97,8 +239,7 @@ async fn run(mut config: FrameworkConfig, args: RunArgs) -> Result<ExitCode> {
         .run_suite(&args.suite)
         .await
         .with_context(|| format!("running suite `{}`", args.suite))?;
-    print_report(&framework, &report, args.json)?;
-    Ok(ExitCode::SUCCESS)
+    Ok((framework, report))
 }
 
 fn ingest(config: FrameworkConfig, args: IngestArgs) -> Result<ExitCode> {
@@ -185,16 +326,22 @@ fn history_cmd(config: FrameworkConfig, command: HistoryCommand) -> Result<ExitC
         }
         HistoryCommand::Show { run, json } => {
             let run = db.load(&run)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&run)?);
-            } else {
-                let framework = BenchmarkingFramework::new(config);
-                print!(
-                    "{}",
-                    framework.generate_performance_report(&run)?.render_table()
-                );
-            }
+            show_run(config, &run, json)?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Prints a stored run: the whole run as JSON, or its report table.
+fn show_run(config: FrameworkConfig, run: &Run, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(run)?);
+    } else {
+        let framework = BenchmarkingFramework::new(config);
+        print!(
+            "{}",
+            framework.generate_performance_report(run)?.render_table()
+        );
+    }
+    Ok(())
 }

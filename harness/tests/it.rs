@@ -10,8 +10,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use perflab::{
     BenchmarkSuite, BenchmarkingFramework, Capabilities, Catalog, CommandOutput, CommandPurpose,
     CommandSpec, Direction, Engine, FrameworkConfig, GitInfo, HistoricalDatabase, IngestError,
-    Measurement, Run, RunnerFacts, RunnerInfo, StoreError, SuiteError, TargetStatus, ingest_bmf,
-    ingest_criterion, ingest_gungraun,
+    Measurement, Run, RunnerFacts, RunnerInfo, StoreError, SuiteError, TargetStatus, Verdict,
+    ingest_bmf, ingest_criterion, ingest_gungraun,
 };
 
 fn fixtures() -> PathBuf {
@@ -639,8 +639,18 @@ async fn run_suite_end_to_end_with_a_failing_engine() {
     assert_eq!(cmp.baseline_run_id.as_deref(), Some(run.id.as_str()));
     assert_eq!(cmp.entries.len(), 18);
     assert!(cmp.entries.iter().all(|e| e.relative_change == Some(0.0)));
+    // Identical output twice: nothing changed (wide samples may be `noisy`, never a change).
+    assert!(
+        cmp.entries
+            .iter()
+            .all(|e| matches!(e.verdict, Verdict::Unchanged | Verdict::Noisy)),
+        "{}",
+        cmp.render_table()
+    );
+    assert!(fw.detect_regressions(&cmp).is_empty());
     let first = fw.compare_with_historical(run).await.unwrap();
     assert_eq!(first.baseline_run_id, None);
+    assert!(first.entries.iter().all(|e| e.verdict == Verdict::Skipped));
 
     let table = fw
         .generate_performance_report(&second.run)

@@ -26,10 +26,44 @@ struct Cli {
 enum Task {
     /// Run benchmark suites, append the run to history and print the results table.
     Bench(BenchArgs),
+    /// Save, list, show or delete named baselines of this runner (baselines/<fingerprint>/).
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineTask,
+    },
+    /// Compare two runs: a verdict per scenario, subject and metric.
+    Compare {
+        /// The base: a run id (or unique prefix) or a baseline name.
+        #[arg(long, value_name = "RUN|BASELINE")]
+        base: String,
+        /// The head run: id or unique prefix.
+        #[arg(long, value_name = "RUN")]
+        head: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the workspace's tests (unit, integration and doc tests).
     Test,
     /// Check the tools perflab needs, install those it can (gungraun runner), print the rest.
     Setup,
+}
+
+#[derive(Debug, Subcommand)]
+enum BaselineTask {
+    /// Save a run (default: the latest) as baseline NAME.
+    Save {
+        name: String,
+        /// Run id or unique prefix.
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+    },
+    /// List every runner's baselines; `*` marks this runner's.
+    List,
+    /// Show baseline NAME of this runner.
+    Show { name: String },
+    /// Delete baseline NAME of this runner.
+    Delete { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +77,10 @@ struct BenchArgs {
     /// Shorter measurements and smaller load scenarios, for a fast look.
     #[arg(long)]
     quick: bool,
+    /// Compare with this baseline (default: `main` of this runner when it exists, else
+    /// the previous run).
+    #[arg(long, value_name = "NAME")]
+    baseline: Option<String>,
     /// History folder (default: target/perflab/history).
     #[arg(long)]
     history: Option<PathBuf>,
@@ -56,6 +94,27 @@ fn main() -> Result<()> {
     let root = workspace_root();
     match cli.task {
         Task::Bench(args) => bench(&root, &args),
+        Task::Baseline { command } => {
+            let args: Vec<String> = match command {
+                BaselineTask::Save { name, run } => {
+                    let mut args = vec!["save".to_owned(), name];
+                    args.extend(run.into_iter().flat_map(|run| ["--run".to_owned(), run]));
+                    args
+                }
+                BaselineTask::List => vec!["list".to_owned()],
+                BaselineTask::Show { name } => vec!["show".to_owned(), name],
+                BaselineTask::Delete { name } => vec!["delete".to_owned(), name],
+            };
+            run(perflab(&root)?.arg("baseline").args(args))
+        }
+        Task::Compare { base, head, json } => {
+            let mut cmd = perflab(&root)?;
+            cmd.args(["compare", "--base", &base, "--head", &head]);
+            if json {
+                cmd.arg("--json");
+            }
+            run(&mut cmd)
+        }
         Task::Test => test(&root),
         Task::Setup => setup(&root),
     }
@@ -68,14 +127,25 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
-    // Polars in a debug build is slow, so the harness always runs in release.
+/// Builds the release `perflab` binary (Polars in a debug build is slow); returns its path.
+fn build_perflab(root: &Path) -> Result<PathBuf> {
     run(cargo(root).args(["build", "--release", "--quiet", "-p", "perflab"]))?;
-    let perflab = target_dir(root).join("release").join("perflab");
+    Ok(target_dir(root).join("release").join("perflab"))
+}
+
+/// A command running the freshly built release `perflab` in the workspace root.
+fn perflab(root: &Path) -> Result<Command> {
+    let mut cmd = Command::new(build_perflab(root)?);
+    cmd.current_dir(root);
+    Ok(cmd)
+}
+
+fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
     let suites = match &args.suite {
         Some(suite) => vec![suite.clone()],
         None => suite_names(root)?,
     };
+    let perflab = build_perflab(root)?;
     for suite in suites {
         let mut cmd = Command::new(&perflab);
         cmd.current_dir(root).args(["run", "--suite", &suite]);
@@ -84,6 +154,9 @@ fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
         }
         if args.quick {
             cmd.arg("--quick");
+        }
+        if let Some(baseline) = &args.baseline {
+            cmd.args(["--baseline", baseline]);
         }
         if let Some(history) = &args.history {
             cmd.arg("--history").arg(history);

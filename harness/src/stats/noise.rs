@@ -48,6 +48,8 @@ pub enum ThresholdSource {
 pub struct NoiseThreshold {
     /// As a fraction of the base value (0.02 = 2%).
     pub relative: f64,
+    /// The kind of metric it is for.
+    pub kind: MetricKind,
     /// How it was chosen.
     #[serde(flatten)]
     pub source: ThresholdSource,
@@ -102,6 +104,7 @@ pub fn noise_threshold(history: &[f64], kind: MetricKind) -> NoiseThreshold {
     if deltas.len() < MIN_HISTORY_DELTAS {
         return NoiseThreshold {
             relative: kind.fallback(),
+            kind,
             source: ThresholdSource::Fallback {
                 deltas: deltas.len(),
             },
@@ -113,6 +116,7 @@ pub fn noise_threshold(history: &[f64], kind: MetricKind) -> NoiseThreshold {
     if learned < kind.floor() {
         NoiseThreshold {
             relative: kind.floor(),
+            kind,
             source: ThresholdSource::Floor {
                 deltas: s.len(),
                 learned,
@@ -121,6 +125,7 @@ pub fn noise_threshold(history: &[f64], kind: MetricKind) -> NoiseThreshold {
     } else {
         NoiseThreshold {
             relative: learned,
+            kind,
             source: ThresholdSource::History { deltas: s.len() },
         }
     }
@@ -184,7 +189,7 @@ mod tests {
         let v = serde_json::to_value(t).unwrap();
         assert_eq!(
             v,
-            serde_json::json!({"relative": 0.05, "source": "fallback", "deltas": 0})
+            serde_json::json!({"relative": 0.05, "kind": "time", "source": "fallback", "deltas": 0})
         );
     }
 }

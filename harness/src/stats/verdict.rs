@@ -5,8 +5,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    NoiseThreshold, TestMethod, benjamini_hochberg, check_finite, hodges_lehmann, mann_whitney_u,
-    median, robust_sigma,
+    MIN_HISTORY_DELTAS, MetricKind, NoiseThreshold, TestMethod, ThresholdSource,
+    benjamini_hochberg, check_finite, hodges_lehmann, mann_whitney_u, median, robust_sigma,
 };
 use crate::schema::Direction;
 
@@ -278,12 +278,22 @@ fn assess(input: &AbSamples, config: &VerdictConfig) -> Assessment {
     })
 }
 
-/// One value per side: a deterministic count, judged by its relative change alone.
+/// One value per side: judged by its relative change alone, which is sound for a nearly
+/// deterministic count, or for any metric whose run-to-run noise the history has shown.
+/// A single value of a noisy metric with no such history says nothing: noisy.
 fn single_sample(input: &AbSamples, mut ev: Evidence) -> Assessment {
     let (b, h) = (input.base[0], input.head[0]);
     if b == 0.0 {
         ev.reason = "base value is 0: relative change undefined".into();
         return Assessment::Decided(Verdict::Skipped, ev);
+    }
+    if input.threshold.kind != MetricKind::Instructions
+        && matches!(input.threshold.source, ThresholdSource::Fallback { .. })
+    {
+        ev.reason = format!(
+            "one value per side and too little history to learn this metric's run-to-run noise (need {MIN_HISTORY_DELTAS} deltas between earlier runs)"
+        );
+        return Assessment::Decided(Verdict::Noisy, ev);
     }
     let relative = (h - b) / b.abs();
     ev.relative_change = Some(relative);
@@ -360,12 +370,13 @@ fn pct(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{MetricKind, ThresholdSource, noise_threshold};
+    use super::super::noise_threshold;
     use super::*;
 
     fn threshold(relative: f64) -> NoiseThreshold {
         NoiseThreshold {
             relative,
+            kind: MetricKind::Time,
             source: ThresholdSource::History { deltas: 10 },
         }
     }
