@@ -404,22 +404,12 @@ fn skipped_evidence(
     threshold: NoiseThreshold,
     reason: String,
 ) -> Evidence {
-    Evidence {
-        base_n: base.map_or(0, |m| m.samples.len()),
-        head_n: head.map_or(0, |m| m.samples.len()),
-        base_median: None,
-        head_median: None,
-        relative_change: None,
-        ci_low: None,
-        ci_high: None,
-        p_value: None,
-        p_adjusted: None,
-        test: None,
-        base_spread: None,
-        head_spread: None,
+    Evidence::counts_only(
+        base.map_or(0, |m| m.samples.len()),
+        head.map_or(0, |m| m.samples.len()),
         threshold,
         reason,
-    }
+    )
 }
 
 fn polars_err(what: &'static str) -> impl Fn(PolarsError) -> ComparisonError {

@@ -184,26 +184,48 @@ struct Tested {
     spread: f64,
 }
 
+impl Evidence {
+    /// Evidence that holds only the sample counts, the threshold and the reason: what is
+    /// known of a key decided before any statistic is computed.
+    pub fn counts_only(
+        base_n: usize,
+        head_n: usize,
+        threshold: NoiseThreshold,
+        reason: String,
+    ) -> Self {
+        Self {
+            base_n,
+            head_n,
+            base_median: None,
+            head_median: None,
+            relative_change: None,
+            ci_low: None,
+            ci_high: None,
+            p_value: None,
+            p_adjusted: None,
+            test: None,
+            base_spread: None,
+            head_spread: None,
+            threshold,
+            reason,
+        }
+    }
+}
+
 fn assess(input: &AbSamples, config: &VerdictConfig) -> Assessment {
     let finite_median = |xs: &[f64]| {
         let f: Vec<f64> = xs.iter().copied().filter(|v| v.is_finite()).collect();
         (!f.is_empty()).then(|| median(&f))
     };
     let mut ev = Evidence {
-        base_n: input.base.len(),
-        head_n: input.head.len(),
         base_median: finite_median(&input.base),
         head_median: finite_median(&input.head),
-        relative_change: None,
-        ci_low: None,
-        ci_high: None,
-        p_value: None,
-        p_adjusted: None,
-        test: None,
-        base_spread: None,
-        head_spread: None,
-        threshold: input.threshold,
-        reason: String::new(),
+        ..Evidence::counts_only(
+            input.base.len(),
+            input.head.len(),
+            input.threshold,
+            String::new(),
+        )
     };
     let mut decided = |verdict, reason: String| {
         ev.reason = reason;
