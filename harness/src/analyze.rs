@@ -1,4 +1,7 @@
 //! `perflab analyze`: change points in any series read from CSV, Parquet or NDJSON with Polars.
+//!
+//! A perflab history (its folder, or one of its Parquet files) is read as one series per
+//! runner and scenario-metric, oldest run first, and each change names its run and commit.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -10,7 +13,12 @@ use polars::prelude::{
 use serde::{Deserialize, Serialize};
 
 use crate::error::AnalyzeError;
-use crate::stats::{ChangePoint, ChangePointConfig, Segment, detect_change_points};
+use crate::history::{LocatedChange, MetricHistory, read_histories, segment_all};
+use crate::stats::{ChangePointConfig, Segment, detect_change_points};
+use crate::store::{HistoricalDatabase, scan_history};
+
+/// The format name of a perflab history in errors.
+const HISTORY_FORMAT: &str = "perflab history";
 
 /// What to read and how to segment it.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +48,9 @@ pub struct SeriesAnalysis {
     pub name: String,
     /// Number of observations.
     pub n: usize,
-    /// Detected changes (0-based index of the first observation of each new segment).
-    pub change_points: Vec<ChangePoint>,
+    /// Detected changes (0-based index of the first observation of each new segment); for a
+    /// perflab history also the run and commit where each starts.
+    pub change_points: Vec<LocatedChange>,
     /// Segments with their means (`end` is exclusive).
     pub segments: Vec<Segment>,
 }
@@ -75,15 +84,20 @@ impl AnalyzeReport {
                     "  {:>8}  {:>14}  {:>14}  {:>9}  {:>9}",
                     "index", "before mean", "after mean", "change", "p-value"
                 );
-                for c in &s.change_points {
+                for located in &s.change_points {
+                    let c = &located.change;
                     let change = c
                         .relative_change
                         .map_or_else(|| "-".to_owned(), |r| format!("{:+.2}%", r * 100.0));
-                    let _ = writeln!(
-                        out,
+                    let mut line = format!(
                         "  {:>8}  {:>14.6}  {:>14.6}  {:>9}  {:>9.2e}",
                         c.index, c.before_mean, c.after_mean, change, c.p_value
                     );
+                    if let Some(run) = &located.run_id {
+                        let commit = located.commit.as_deref().unwrap_or("unknown");
+                        let _ = write!(line, "  run {run} (commit {commit})");
+                    }
+                    let _ = writeln!(out, "{line}");
                 }
             }
             for seg in &s.segments {
@@ -102,11 +116,29 @@ impl AnalyzeReport {
 /// groups the rows by the series column when the file has one (keeping row order within each
 /// series) and detects the change points of each series.
 ///
+/// A folder is read as a perflab history, and so is a Parquet file with the history's
+/// columns (`record`, `run_id`, `runner_fingerprint`, `scenario`, `subject`, `metric`):
+/// one series per runner and scenario-metric, in run order (see the module docs).
+///
 /// # Errors
 /// An [`AnalyzeError`] naming the file (and column or row): unreadable or unparsable file,
 /// unknown extension, no data rows, missing or non-numeric column, a null, NaN or infinite
 /// value.
 pub fn analyze_file(path: &Path, options: &AnalyzeOptions) -> Result<AnalyzeReport, AnalyzeError> {
+    if path.is_dir() {
+        let scanned =
+            scan_history(&HistoricalDatabase::new(path)).map_err(|e| AnalyzeError::Parse {
+                path: path.to_owned(),
+                format: HISTORY_FORMAT,
+                message: e.to_string(),
+            })?;
+        let Some(history) = scanned else {
+            return Err(AnalyzeError::Empty {
+                path: path.to_owned(),
+            });
+        };
+        return analyze_history(history, path, options);
+    }
     let metadata = std::fs::metadata(path).map_err(|source| AnalyzeError::Io {
         path: path.to_owned(),
         source,
@@ -123,6 +155,9 @@ pub fn analyze_file(path: &Path, options: &AnalyzeOptions) -> Result<AnalyzeRepo
         message: e.to_string(),
     };
     let schema = lf.collect_schema().map_err(parse)?;
+    if format == "parquet" && HISTORY_COLUMNS.iter().all(|c| schema.contains(c)) {
+        return analyze_history(lf, path, options);
+    }
     let value_dtype = schema
         .get(&options.column)
         .ok_or_else(|| AnalyzeError::MissingColumn {
@@ -194,10 +229,77 @@ pub fn analyze_file(path: &Path, options: &AnalyzeOptions) -> Result<AnalyzeRepo
         series.push(SeriesAnalysis {
             name,
             n: seg.n,
-            change_points: seg.change_points,
+            change_points: seg
+                .change_points
+                .into_iter()
+                .map(|change| LocatedChange {
+                    change,
+                    run_id: None,
+                    commit: None,
+                })
+                .collect(),
             segments: seg.segments,
         });
     }
+    Ok(AnalyzeReport {
+        input: path.to_owned(),
+        series,
+    })
+}
+
+/// The columns that mark a Parquet file as a perflab history file.
+const HISTORY_COLUMNS: [&str; 6] = [
+    "record",
+    "run_id",
+    "runner_fingerprint",
+    "scenario",
+    "subject",
+    "metric",
+];
+
+/// Change points of every runner and scenario-metric of a perflab history. Series are named
+/// `scenario subject metric`, with ` @ fingerprint` when more than one runner is present.
+fn analyze_history(
+    history: LazyFrame,
+    path: &Path,
+    options: &AnalyzeOptions,
+) -> Result<AnalyzeReport, AnalyzeError> {
+    let histories = read_histories(history, None).map_err(|e| AnalyzeError::Parse {
+        path: path.to_owned(),
+        format: HISTORY_FORMAT,
+        message: e.to_string(),
+    })?;
+    if histories.is_empty() {
+        return Err(AnalyzeError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let one_runner = histories
+        .iter()
+        .all(|h| h.fingerprint == histories[0].fingerprint);
+    let name = |h: &MetricHistory| {
+        if one_runner {
+            h.key.to_string()
+        } else {
+            format!("{} @ {}", h.key, h.fingerprint)
+        }
+    };
+    let segmented =
+        segment_all(&histories, &options.config).map_err(|source| AnalyzeError::Stats {
+            path: path.to_owned(),
+            series: name(&histories[0]),
+            source,
+        })?;
+    let series = histories
+        .iter()
+        .zip(segmented)
+        .map(|(h, (seg, change_points))| SeriesAnalysis {
+            name: name(h),
+            n: seg.n,
+            change_points,
+            segments: seg.segments,
+        })
+        .collect();
     Ok(AnalyzeReport {
         input: path.to_owned(),
         series,

@@ -7,12 +7,13 @@
 //! failed save leaves the previous one whole; a file that does not parse is reported with
 //! its path and left as it is.
 
-use std::fs::{self, File};
-use std::io::{self, Write as _};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::atomic::write_atomically;
 use crate::error::BaselineError;
 use crate::schema::Run;
 
@@ -60,15 +61,7 @@ impl BaselineStore {
             message: e.to_string(),
         })?;
         json.push(b'\n');
-        let tmp = folder.join(format!(".{name}.json.tmp-{:08x}", rand::random::<u32>()));
-        let written = write_synced(&tmp, &json)
-            .and_then(|()| fs::rename(&tmp, &path))
-            .and_then(|()| File::open(&folder)?.sync_all());
-        if written.is_err() {
-            // The temporary name is ours alone; the earlier baseline is untouched.
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(io_error(&path))?;
+        write_atomically(&path, &json).map_err(io_error(&path))?;
         Ok(path)
     }
 
@@ -110,6 +103,26 @@ impl BaselineStore {
                     "field `runner.fingerprint` is {}, but the file is filed under {fingerprint}",
                     run.runner.fingerprint
                 ),
+            });
+        }
+        Ok(run)
+    }
+
+    /// Loads baseline `name` of runner `fingerprint` to compare a run of `suite` with: a
+    /// baseline of another suite is refused with [`BaselineError::OtherSuite`].
+    pub fn load_for_suite(
+        &self,
+        fingerprint: &str,
+        name: &str,
+        suite: &str,
+    ) -> Result<Run, BaselineError> {
+        let run = self.load(fingerprint, name)?;
+        if run.suite != suite {
+            return Err(BaselineError::OtherSuite {
+                name: name.to_owned(),
+                fingerprint: fingerprint.to_owned(),
+                baseline_suite: run.suite,
+                suite: suite.to_owned(),
             });
         }
         Ok(run)
@@ -175,12 +188,6 @@ fn check_name(name: &str) -> Result<(), BaselineError> {
             name: name.to_owned(),
         })
     }
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = File::options().write(true).create_new(true).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn read_dir_or_empty(dir: &Path) -> Result<Vec<PathBuf>, BaselineError> {
@@ -276,6 +283,23 @@ mod tests {
         assert!(matches!(err, BaselineError::OtherRunner { .. }), "{err:?}");
         assert!(message.contains(&mine), "{message}");
         assert!(message.contains(&theirs.runner.fingerprint), "{message}");
+    }
+
+    #[test]
+    fn a_baseline_serves_only_its_own_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BaselineStore::new(dir.path());
+        let run = run_on("cpu", 1.0);
+        store.save("main", &run).unwrap();
+        let fp = &run.runner.fingerprint;
+        assert_eq!(store.load_for_suite(fp, "main", &run.suite).unwrap(), run);
+        let e = store.load_for_suite(fp, "main", "harness").unwrap_err();
+        assert!(matches!(e, BaselineError::OtherSuite { .. }), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("a run of suite `{}`, not of `harness`", run.suite)),
+            "{text}"
+        );
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub struct CatalogEntry {
     pub engine: Engine,
     /// The cargo bench target (criterion, callgrind); `None` for load scenarios.
     pub bench: Option<String>,
+    /// The cargo package of the bench target: `perflab-scenarios` unless the catalog says.
+    #[serde(default = "scenarios_package")]
+    pub package: String,
     /// `perflab` and the anchors measured beside it.
     pub subjects: Vec<String>,
     /// What the scenario needs to run.
@@ -102,6 +105,13 @@ impl CatalogEntry {
             _ => bench.to_owned(),
         })
     }
+}
+
+/// The package that holds the subsystem scenarios and the load command.
+pub(crate) const SCENARIOS_PACKAGE: &str = "perflab-scenarios";
+
+fn scenarios_package() -> String {
+    SCENARIOS_PACKAGE.to_owned()
 }
 
 impl Requirement {

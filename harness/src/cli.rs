@@ -132,7 +132,17 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub(crate) baseline: Option<String>,
 
-    /// Print the run (and target verdicts) as JSON on stdout instead of the table
+    /// Re-measure each suspected regression (its scenario alone, more samples) and report
+    /// which are confirmed
+    #[arg(long)]
+    pub(crate) confirm: bool,
+
+    /// Exit with code 3 when a regression is confirmed (implies --confirm); a regression the
+    /// re-measurement does not reproduce never fails the run
+    #[arg(long)]
+    pub(crate) fail_on_regression: bool,
+
+    /// Print the run, the comparison and the confirmation as JSON on stdout instead of tables
     #[arg(long)]
     pub(crate) json: bool,
 }

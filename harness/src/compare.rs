@@ -12,12 +12,13 @@ use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 
 use polars::prelude::{
-    Column, DataFrame, IntoLazy, JoinArgs, JoinCoalesce, JoinType, LazyFrame, PolarsError,
-    SortMultipleOptions, col, lit,
+    IntoLazy, JoinArgs, JoinCoalesce, JoinType, LazyFrame, PolarsError, SortMultipleOptions, col,
+    lit,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::error::ComparisonError;
+use crate::history::{HistoryChange, MetricHistory, read_histories};
 use crate::report::format_value;
 use crate::schema::{Direction, Measurement, Run};
 use crate::stats::{
@@ -44,10 +45,13 @@ pub struct HistoricalComparison {
     pub missing: Vec<MetricKey>,
     /// History files that could not be read while looking for the base.
     pub unreadable: Vec<PathBuf>,
+    /// Change points in the history of each of the head's keys on this runner, the head
+    /// included, oldest first per key.
+    pub change_points: Vec<HistoryChange>,
 }
 
 /// Identifies a measurement within a run.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MetricKey {
     /// Scenario id.
     pub scenario: String,
@@ -98,6 +102,20 @@ pub struct Regression {
     pub threshold: NoiseThreshold,
 }
 
+/// The outcome of re-measuring a comparison's suspected regressions
+/// ([`crate::BenchmarkingFramework::confirm_regressions_blocking`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The re-measurement of the suspected scenarios; `None` when nothing was suspected.
+    pub run: Option<Run>,
+    /// Where the re-measurement was saved (it is not appended to history).
+    pub run_file: Option<PathBuf>,
+    /// Suspected regressions that were regressions again.
+    pub confirmed: Vec<Regression>,
+    /// Suspected regressions the re-measurement did not reproduce.
+    pub refuted: Vec<Regression>,
+}
+
 impl MetricKey {
     /// The key of `m`.
     pub fn of(m: &Measurement) -> Self {
@@ -112,6 +130,61 @@ impl MetricKey {
 impl fmt::Display for MetricKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {} {}", self.scenario, self.subject, self.metric)
+    }
+}
+
+impl fmt::Display for Regression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {}: {}",
+            self.scenario,
+            self.subject,
+            self.metric,
+            pct(self.relative_change)
+        )?;
+        if let (Some(lo), Some(hi)) = (self.ci_low, self.ci_high) {
+            write!(f, " [{}, {}]", pct(lo), pct(hi))?;
+        }
+        if let Some(p) = self.p_adjusted {
+            write!(f, ", p adj {p:.2e}")?;
+        }
+        write!(
+            f,
+            ", threshold {:.2}% ({})",
+            self.threshold.relative * 100.0,
+            source_name(self.threshold.source)
+        )
+    }
+}
+
+impl Confirmation {
+    /// What was re-measured and which suspected regressions it confirmed, as text lines.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let total = self.confirmed.len() + self.refuted.len();
+        if total == 0 {
+            return out;
+        }
+        let _ = writeln!(
+            out,
+            "\nconfirmation (each suspect re-measured alone, more samples):"
+        );
+        for r in &self.confirmed {
+            let _ = writeln!(out, "  confirmed      {r}");
+        }
+        for r in &self.refuted {
+            let _ = writeln!(out, "  not confirmed  {r}");
+        }
+        if let Some(file) = &self.run_file {
+            let _ = writeln!(out, "  re-measurement: {}", file.display());
+        }
+        let _ = writeln!(
+            out,
+            "{} of {total} suspected regression(s) confirmed",
+            self.confirmed.len()
+        );
+        out
     }
 }
 
@@ -246,6 +319,7 @@ impl HistoricalComparison {
             entries,
             missing,
             unreadable,
+            change_points: Vec::new(),
         })
     }
 
@@ -372,6 +446,34 @@ impl HistoricalComparison {
             count(Verdict::Unchanged),
             count(Verdict::Skipped)
         );
+        if !self.change_points.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nchange points in this runner's history ({}):",
+                self.change_points.len()
+            );
+            for c in &self.change_points {
+                let unit = self
+                    .entry(&c.key.scenario, &c.key.subject, &c.key.metric)
+                    .map_or("", MetricComparison::unit);
+                let located = &c.change;
+                let _ = writeln!(
+                    out,
+                    "  {}: from run {} (commit {}, point {} of {}): {} -> {} ({})",
+                    c.key,
+                    located.run_id.as_deref().unwrap_or("?"),
+                    located
+                        .commit
+                        .as_deref()
+                        .map_or("unknown", |c| &c[..c.len().min(10)]),
+                    located.change.index,
+                    c.n,
+                    format_value(located.change.before_mean, unit),
+                    format_value(located.change.after_mean, unit),
+                    located.change.relative_change.map_or("-".into(), pct),
+                );
+            }
+        }
         out
     }
 }
@@ -469,92 +571,21 @@ fn pair(base: &Run, head: &Run) -> Result<Vec<Pair>, ComparisonError> {
         .collect())
 }
 
-/// The point values of each of `keys` in the runs of `db` measured on runner `fingerprint`
-/// before run `before` (by id), oldest first: a lazy scan of the whole history, filtered,
-/// joined with the keys and grouped by key.
-pub(crate) fn history_values(
+/// The measurement series of every key measured on runner `fingerprint` in runs before
+/// `before` (by id): a lazy scan of the whole history, filtered and grouped by key.
+pub(crate) fn runner_histories(
     db: &HistoricalDatabase,
     fingerprint: &str,
     before: &str,
-    keys: &[MetricKey],
-) -> Result<HashMap<MetricKey, Vec<f64>>, ComparisonError> {
-    let mut out = HashMap::new();
-    if keys.is_empty() {
-        return Ok(out);
-    }
+) -> Result<Vec<MetricHistory>, ComparisonError> {
     let Some(history) = scan_history(db)? else {
-        return Ok(out);
+        return Ok(Vec::new());
     };
-    let err = polars_err("reading the history of the compared metrics");
-    // Each key once, or the join would repeat its history.
-    let mut keys: Vec<&MetricKey> = keys.iter().collect();
-    keys.sort();
-    keys.dedup();
-    let column = |name: &str, f: fn(&MetricKey) -> &str| {
-        Column::new(
-            name.into(),
-            keys.iter().map(|k| f(k)).collect::<Vec<&str>>(),
-        )
-    };
-    let wanted = DataFrame::new(
-        keys.len(),
-        vec![
-            column("scenario", |k| &k.scenario),
-            column("subject", |k| &k.subject),
-            column("metric", |k| &k.metric),
-        ],
-    )
-    .map_err(&err)?;
-    let grouped = history
-        .filter(
-            col("record")
-                .eq(lit("measurement"))
-                .and(col("runner_fingerprint").eq(lit(fingerprint)))
-                .and(col("run_id").lt(lit(before))),
-        )
-        .select([
-            col("run_id"),
-            col("scenario"),
-            col("subject"),
-            col("metric"),
-            col("value"),
-        ])
-        .join(
-            wanted.lazy(),
-            key_columns(),
-            key_columns(),
-            JoinArgs::new(JoinType::Inner),
-        )
-        .sort(["run_id"], SortMultipleOptions::default())
-        .group_by_stable(key_columns())
-        .agg([col("value")])
-        .collect()
-        .map_err(&err)?;
-    let text = |name: &str| grouped.column(name).and_then(|c| c.str()).map_err(&err);
-    let (scenario, subject, metric) = (text("scenario")?, text("subject")?, text("metric")?);
-    let values = grouped
-        .column("value")
-        .and_then(|c| c.list())
-        .map_err(&err)?;
-    for i in 0..grouped.height() {
-        let (Some(sc), Some(su), Some(me)) = (scenario.get(i), subject.get(i), metric.get(i))
-        else {
-            continue;
-        };
-        let xs: Vec<f64> = match values.get_as_series(i) {
-            Some(s) => s.f64().map_err(&err)?.iter().flatten().collect(),
-            None => Vec::new(),
-        };
-        out.insert(
-            MetricKey {
-                scenario: sc.to_owned(),
-                subject: su.to_owned(),
-                metric: me.to_owned(),
-            },
-            xs,
-        );
-    }
-    Ok(out)
+    let filter = col("runner_fingerprint")
+        .eq(lit(fingerprint))
+        .and(col("run_id").lt(lit(before)));
+    read_histories(history, Some(filter))
+        .map_err(polars_err("reading the history of the compared metrics"))
 }
 
 #[cfg(test)]

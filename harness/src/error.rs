@@ -327,6 +327,31 @@ pub enum ComparisonError {
         /// Polars' message.
         message: String,
     },
+    /// Change-point detection over the history refused its settings.
+    #[error("change points over the history: {0}")]
+    ChangePoints(#[from] StatsError),
+}
+
+/// Confirming suspected regressions failed.
+#[derive(Debug, Error)]
+pub enum ConfirmError {
+    /// The re-measurement failed.
+    #[error("re-measuring the suspected regressions: {0}")]
+    Suite(#[from] SuiteError),
+    /// Comparing the re-measurement with the base failed.
+    #[error("comparing the re-measurement with the base: {0}")]
+    Comparison(#[from] ComparisonError),
+    /// The scenario filter of the suspects could not be built.
+    #[error("selecting the suspected scenarios: {0}")]
+    Filter(String),
+    /// The re-measurement could not be saved.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
 }
 
 /// Building a performance report failed.
@@ -510,6 +535,20 @@ pub enum BaselineError {
         fingerprint: String,
         /// The runners that have a baseline of this name.
         others: Vec<String>,
+    },
+    /// The baseline is a run of another suite, whose scenarios the run does not have.
+    #[error(
+        "baseline `{name}` of runner {fingerprint} is a run of suite `{baseline_suite}`, not of `{suite}`: compare with a baseline or run of suite `{suite}`"
+    )]
+    OtherSuite {
+        /// The name asked for.
+        name: String,
+        /// The runner's fingerprint.
+        fingerprint: String,
+        /// The suite the baseline measured.
+        baseline_suite: String,
+        /// The suite of the run to compare.
+        suite: String,
     },
     /// The run to save is inconsistent.
     #[error("run {id} cannot be a baseline: {reason}")]

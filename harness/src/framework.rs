@@ -16,6 +16,7 @@
 //! [`CommandRunner`]. [`CargoRunner`] runs it for real; tests substitute a closure that
 //! writes fixture output into the directories the command's environment names.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -27,16 +28,19 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Capabilities, Catalog, CatalogEntry};
-use crate::compare::{HistoricalComparison, MetricKey, Regression, history_values};
+use crate::atomic::write_atomically;
+use crate::catalog::{Capabilities, Catalog, CatalogEntry, SCENARIOS_PACKAGE};
+use crate::compare::{Confirmation, HistoricalComparison, MetricKey, Regression, runner_histories};
 use crate::error::{
-    BenchmarkError, CatalogError, ComparisonError, IngestError, ReportError, StoreError, SuiteError,
+    BenchmarkError, CatalogError, ComparisonError, ConfirmError, IngestError, ReportError,
+    StoreError, SuiteError,
 };
 use crate::fingerprint::RunnerInfo;
+use crate::history::{MetricHistory, RunRef, history_changes};
 use crate::ingest::{ingest_bmf, ingest_criterion, ingest_gungraun};
 use crate::report::PerformanceReport;
 use crate::schema::{Engine, Failure, GitInfo, Measurement, Run, Skipped};
-use crate::stats::VerdictConfig;
+use crate::stats::{ChangePointConfig, Verdict, VerdictConfig};
 use crate::store::{DEFAULT_HISTORY_DIR, HistoricalDatabase};
 use crate::suite::{BenchmarkSuite, TargetOutcome};
 
@@ -358,73 +362,8 @@ impl BenchmarkingFramework {
 
     /// [`Self::run_suite`] without a runtime.
     pub fn run_suite_blocking(&self, suite_name: &str) -> Result<SuiteReport, SuiteError> {
-        let suite = BenchmarkSuite::load(&BenchmarkSuite::path_in(
-            &self.config.suites_dir,
-            suite_name,
-        ))?;
-        let catalog = self.catalog()?;
-        suite.validate(&catalog)?;
-
-        let selected = suite.selected_tests(self.config.filter.as_ref(), self.config.quick);
-        if selected.is_empty() {
-            return Err(SuiteError::NothingSelected {
-                suite: suite.name.clone(),
-                filter: self
-                    .config
-                    .filter
-                    .as_ref()
-                    .map_or_else(|| "*".to_owned(), |r| r.as_str().to_owned()),
-                quick: self.config.quick,
-            });
-        }
-
-        let runner = match &self.runner_info {
-            Some(r) => r.clone(),
-            None => RunnerInfo::detect(self.config.capabilities.gpu.clone())?,
-        };
-        let git = self
-            .git
-            .clone()
-            .unwrap_or_else(|| detect_git(&self.config.workspace_root));
-        let mut run = Run::new(&suite.name, runner, git);
-        let work = self.config.work_dir.join(&run.id);
-        std::fs::create_dir_all(&work).map_err(|source| SuiteError::WorkDir {
-            path: work.clone(),
-            source,
-        })?;
-
-        let mut runnable: Vec<&CatalogEntry> = Vec::new();
-        for t in &selected {
-            let Some(entry) = catalog.get(&t.id) else {
-                continue; // validate() guarantees presence
-            };
-            let missing: Vec<String> = entry
-                .requires
-                .iter()
-                .filter_map(|r| self.config.capabilities.missing(*r))
-                .collect();
-            if missing.is_empty() {
-                runnable.push(entry);
-            } else {
-                run.skipped.push(Skipped {
-                    scenario: entry.id.clone(),
-                    reason: missing.join("; "),
-                });
-            }
-        }
-
-        let invocations = self.plan(&catalog, &runnable, &work);
-        let bar = self.progress_bar(invocations.len());
-        for inv in &invocations {
-            bar.set_message(inv.label());
-            let outcome = self.execute(inv);
-            run.results.extend(outcome.results);
-            run.failures.extend(outcome.failures);
-            run.skipped.extend(outcome.skipped);
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-
+        let (suite, run, work) =
+            self.measure(suite_name, self.config.filter.as_ref(), Mode::Normal)?;
         let history_file = self.historical_data.append(&run)?;
         let targets = suite.performance_targets.evaluate(&run);
         tracing::info!(
@@ -439,6 +378,42 @@ impl BenchmarkingFramework {
             targets,
             history_file,
             work_dir: Some(work),
+        })
+    }
+
+    /// Re-measures the scenarios of `comparison`'s regressions, each alone and with more
+    /// samples (criterion: `--sample-size 200 --measurement-time 15`, never `--quick`), and
+    /// compares the re-measurement with `base`: a regression is confirmed when it is a
+    /// regression again. The re-measurement is not appended to history (it is no run of the
+    /// whole suite); it is kept as `confirmation.json` in its work folder.
+    pub fn confirm_regressions_blocking(
+        &self,
+        comparison: &HistoricalComparison,
+        base: &Run,
+    ) -> Result<Confirmation, ConfirmError> {
+        let suspects = comparison.regressions();
+        let mut scenarios: Vec<String> = suspects.iter().map(|r| r.scenario.clone()).collect();
+        scenarios.sort();
+        scenarios.dedup();
+        if scenarios.is_empty() {
+            return Ok(Confirmation::default());
+        }
+        let only = Regex::new(&format!("^(?:{})$", alternation(&scenarios)))
+            .map_err(|e| ConfirmError::Filter(e.to_string()))?;
+        let (_, run, work) = self.measure(&comparison.suite, Some(&only), Mode::Confirm)?;
+        let run_file = work.join("confirmation.json");
+        write_json(&run_file, &run)?;
+        let recheck = compare_runs(&self.historical_data, &run, Some(base))?;
+        let (confirmed, refuted) = suspects.into_iter().partition(|r| {
+            recheck
+                .entry(&r.scenario, &r.subject, &r.metric)
+                .is_some_and(|e| e.verdict == Verdict::Regression)
+        });
+        Ok(Confirmation {
+            run: Some(run),
+            run_file: Some(run_file),
+            confirmed,
+            refuted,
         })
     }
 
@@ -497,7 +472,7 @@ impl BenchmarkingFramework {
                 "--release",
                 "-q",
                 "-p",
-                "perflab-scenarios",
+                SCENARIOS_PACKAGE,
                 "--",
                 "list",
                 "--json",
@@ -521,6 +496,81 @@ impl BenchmarkingFramework {
         Catalog::parse(&out.stdout)
     }
 
+    /// Runs the selected scenarios of a suite through their engines: the suite, the run (not
+    /// yet stored) and its work folder.
+    fn measure(
+        &self,
+        suite_name: &str,
+        filter: Option<&Regex>,
+        mode: Mode,
+    ) -> Result<(BenchmarkSuite, Run, PathBuf), SuiteError> {
+        let suite = BenchmarkSuite::load(&BenchmarkSuite::path_in(
+            &self.config.suites_dir,
+            suite_name,
+        ))?;
+        let catalog = self.catalog()?;
+        suite.validate(&catalog)?;
+
+        let quick = self.config.quick && mode == Mode::Normal;
+        let selected = suite.selected_tests(filter, quick);
+        if selected.is_empty() {
+            return Err(SuiteError::NothingSelected {
+                suite: suite.name.clone(),
+                filter: filter.map_or_else(|| "*".to_owned(), |r| r.as_str().to_owned()),
+                quick,
+            });
+        }
+
+        let runner = match &self.runner_info {
+            Some(r) => r.clone(),
+            None => RunnerInfo::detect(self.config.capabilities.gpu.clone())?,
+        };
+        let git = self
+            .git
+            .clone()
+            .unwrap_or_else(|| detect_git(&self.config.workspace_root));
+        let mut run = Run::new(&suite.name, runner, git);
+        let work = self.config.work_dir.join(&run.id);
+        std::fs::create_dir_all(&work).map_err(|source| SuiteError::WorkDir {
+            path: work.clone(),
+            source,
+        })?;
+
+        let mut runnable: Vec<&CatalogEntry> = Vec::new();
+        for t in &selected {
+            let Some(entry) = catalog.get(&t.id) else {
+                continue; // validate() guarantees presence
+            };
+            let missing: Vec<String> = entry
+                .requires
+                .iter()
+                .filter_map(|r| self.config.capabilities.missing(*r))
+                .collect();
+            if missing.is_empty() {
+                runnable.push(entry);
+            } else {
+                run.skipped.push(Skipped {
+                    scenario: entry.id.clone(),
+                    reason: missing.join("; "),
+                });
+            }
+        }
+
+        let invocations = self.plan(&catalog, &runnable, &work, mode);
+        let bar = self.progress_bar(invocations.len());
+        for inv in &invocations {
+            bar.set_message(inv.label());
+            let outcome = self.execute(inv);
+            run.results.extend(outcome.results);
+            run.failures.extend(outcome.failures);
+            run.skipped.extend(outcome.skipped);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+
+        Ok((suite, run, work))
+    }
+
     fn cargo(
         &self,
         purpose: CommandPurpose,
@@ -537,8 +587,14 @@ impl BenchmarkingFramework {
     }
 
     /// The engine invocations for `entries`, in engine order.
-    fn plan(&self, catalog: &Catalog, entries: &[&CatalogEntry], work: &Path) -> Vec<Invocation> {
-        let quick = self.config.quick;
+    fn plan(
+        &self,
+        catalog: &Catalog,
+        entries: &[&CatalogEntry],
+        work: &Path,
+        mode: Mode,
+    ) -> Vec<Invocation> {
+        let quick = self.config.quick && mode == Mode::Normal;
         let mut out = Vec::new();
         for engine in Engine::ALL {
             let mine: Vec<&CatalogEntry> = entries
@@ -551,14 +607,14 @@ impl BenchmarkingFramework {
             }
             match engine {
                 Engine::Criterion => {
-                    for (bench, group) in by_bench(&mine) {
+                    for (package, bench, group) in by_bench(&mine) {
                         let home = work.join("criterion").join(&bench);
                         let ids: Vec<String> = group.iter().map(|e| e.id.clone()).collect();
                         let filter = format!("^(?:{})/", alternation(&ids));
                         let mut args = vec![
                             "bench",
                             "-p",
-                            "perflab-scenarios",
+                            package.as_str(),
                             "--bench",
                             bench.as_str(),
                             "--",
@@ -567,6 +623,9 @@ impl BenchmarkingFramework {
                         ];
                         if quick {
                             args.push("--quick");
+                        }
+                        if mode == Mode::Confirm {
+                            args.extend(CONFIRM_CRITERION_ARGS);
                         }
                         let env = vec![("CRITERION_HOME".to_owned(), path_str(&home))];
                         out.push(Invocation {
@@ -585,7 +644,7 @@ impl BenchmarkingFramework {
                     }
                 }
                 Engine::Callgrind => {
-                    for (bench, group) in by_bench(&mine) {
+                    for (package, bench, group) in by_bench(&mine) {
                         let all_of_bench = catalog
                             .entries
                             .iter()
@@ -611,7 +670,7 @@ impl BenchmarkingFramework {
                             let mut args = vec![
                                 "bench",
                                 "-p",
-                                "perflab-scenarios",
+                                package.as_str(),
                                 "--bench",
                                 bench.as_str(),
                                 "--",
@@ -649,7 +708,7 @@ impl BenchmarkingFramework {
                         "--release",
                         "-q",
                         "-p",
-                        "perflab-scenarios",
+                        SCENARIOS_PACKAGE,
                         "--",
                         "load",
                         "--filter",
@@ -827,14 +886,39 @@ fn compare_runs(
         })
         .collect();
     let base = base.or(found.as_ref());
-    let keys: Vec<MetricKey> = head
+    let fingerprint = &head.runner.fingerprint;
+    let mut histories: HashMap<MetricKey, MetricHistory> =
+        runner_histories(db, fingerprint, &head.id)?
+            .into_iter()
+            .map(|h| (h.key.clone(), h))
+            .collect();
+    let values: HashMap<MetricKey, Vec<f64>> = histories
+        .iter()
+        .map(|(k, h)| (k.clone(), h.values.clone()))
+        .collect();
+    let mut comparison =
+        HistoricalComparison::new(head, base, &values, unreadable, &VerdictConfig::default())?;
+    // Change points of each of the head's keys: its history on this runner, then the head.
+    let head_ref = Arc::new(RunRef {
+        id: head.id.clone(),
+        commit: head.git.commit.clone(),
+    });
+    let series: Vec<MetricHistory> = head
         .results
         .iter()
-        .chain(base.map_or(&[][..], |b| b.results.as_slice()))
-        .map(MetricKey::of)
+        .map(|m| {
+            let key = MetricKey::of(m);
+            let mut h = histories.remove(&key).unwrap_or_else(|| MetricHistory {
+                fingerprint: fingerprint.clone(),
+                key,
+                ..MetricHistory::default()
+            });
+            h.push(Arc::clone(&head_ref), m.value);
+            h
+        })
         .collect();
-    let history = history_values(db, &head.runner.fingerprint, &head.id, &keys)?;
-    HistoricalComparison::new(head, base, &history, unreadable, &VerdictConfig::default())
+    comparison.change_points = history_changes(&series, &ChangePointConfig::default())?;
+    Ok(comparison)
 }
 
 /// The git commit and branch of `dir` (from git, else from GitHub Actions' environment).
@@ -859,6 +943,19 @@ pub fn detect_git(dir: &Path) -> GitInfo {
             .or_else(|| env("GITHUB_REF_NAME")),
     }
 }
+
+/// How thoroughly to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// As configured (`quick` or not).
+    Normal,
+    /// Re-measuring suspected regressions: never quick, more samples.
+    Confirm,
+}
+
+/// Criterion's settings for a confirmation: twice its default samples over three times its
+/// default measurement time.
+const CONFIRM_CRITERION_ARGS: [&str; 4] = ["--sample-size", "200", "--measurement-time", "15"];
 
 /// One engine command and what it should produce.
 #[derive(Debug)]
@@ -888,19 +985,33 @@ struct Outcome {
     skipped: Vec<Skipped>,
 }
 
-/// Groups entries by bench target, keeping first-seen order.
-fn by_bench<'a>(entries: &[&'a CatalogEntry]) -> Vec<(String, Vec<&'a CatalogEntry>)> {
-    let mut out: Vec<(String, Vec<&CatalogEntry>)> = Vec::new();
+/// `entries` grouped by bench target: `(package, bench, entries)`, in order of first use.
+fn by_bench<'a>(entries: &[&'a CatalogEntry]) -> Vec<(String, String, Vec<&'a CatalogEntry>)> {
+    let mut out: Vec<(String, String, Vec<&CatalogEntry>)> = Vec::new();
     for e in entries {
         let Some(bench) = e.bench_target() else {
             continue;
         };
-        match out.iter_mut().find(|(b, _)| *b == bench) {
-            Some((_, v)) => v.push(e),
-            None => out.push((bench, vec![e])),
+        match out
+            .iter_mut()
+            .find(|(p, b, _)| *p == e.package && *b == bench)
+        {
+            Some((_, _, v)) => v.push(e),
+            None => out.push((e.package.clone(), bench, vec![e])),
         }
     }
     out
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ConfirmError> {
+    let io = |source| ConfirmError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut json = serde_json::to_vec_pretty(value).map_err(|e| io(e.into()))?;
+    json.push(b'\n');
+    write_atomically(path, &json).map_err(io)
 }
 
 fn alternation(ids: &[String]) -> String {

@@ -8,12 +8,14 @@
 //! [`analyze_file`]) are described in the crate README, "How a verdict is decided".
 
 mod analyze;
+mod atomic;
 mod baseline;
 mod catalog;
 mod compare;
 mod error;
 mod fingerprint;
 mod framework;
+mod history;
 mod ingest;
 mod report;
 mod schema;
@@ -24,15 +26,19 @@ mod suite;
 pub use analyze::{AnalyzeOptions, AnalyzeReport, SeriesAnalysis, analyze_file};
 pub use baseline::{BaselineEntry, BaselineStore};
 pub use catalog::{Capabilities, Catalog, CatalogEntry, Requirement};
-pub use compare::{HistoricalComparison, MetricComparison, MetricKey, Regression};
+pub use compare::{Confirmation, HistoricalComparison, MetricComparison, MetricKey, Regression};
 pub use error::{
-    AnalyzeError, BaselineError, BenchmarkError, CatalogError, ComparisonError, FingerprintError,
-    IngestError, ReportError, StatsError, StoreError, SuiteError,
+    AnalyzeError, BaselineError, BenchmarkError, CatalogError, ComparisonError, ConfirmError,
+    FingerprintError, IngestError, ReportError, StatsError, StoreError, SuiteError,
 };
 pub use fingerprint::{GpuAdapter, GpuDeviceType, RunnerFacts, RunnerInfo};
 pub use framework::{
     BenchmarkReport, BenchmarkResults, BenchmarkingFramework, CargoRunner, CommandOutput,
     CommandPurpose, CommandRunner, CommandSpec, FrameworkConfig, SuiteReport, detect_git,
+};
+pub use history::{
+    HistoryChange, LocatedChange, MetricHistory, RunRef, history_changes, segment_all,
+    segment_history,
 };
 pub use ingest::{ingest_bmf, ingest_criterion, ingest_gungraun, parse_bmf};
 pub use report::{AnchorRatio, PerformanceReport, ReportRow, format_value};

@@ -9,9 +9,11 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use perflab::{
     AnalyzeOptions, BaselineError, BaselineStore, BenchmarkingFramework, Capabilities,
-    FrameworkConfig, HistoricalDatabase, Run, RunnerInfo, SuiteReport, analyze_file, detect_git,
-    ingest_bmf, ingest_criterion, ingest_gungraun,
+    Confirmation, FrameworkConfig, HistoricalComparison, HistoricalDatabase, Regression, Run,
+    RunnerInfo, SuiteReport, analyze_file, detect_git, ingest_bmf, ingest_criterion,
+    ingest_gungraun,
 };
+use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{
@@ -63,11 +65,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let (framework, report) = rt.block_on(run(config, &args))?;
             // Comparing drives Polars, which must not run on the runtime's own thread.
             drop(rt);
-            print_report(&framework, &report, args.json)?;
-            if !args.json {
-                compare_after_run(&framework, &report.run, args.baseline.as_deref())?;
-            }
-            Ok(ExitCode::SUCCESS)
+            after_run(&framework, report, &args)
         }
         Commands::Ingest(args) => ingest(config, args),
         Commands::History { command } => history_cmd(config, command),
@@ -81,35 +79,130 @@ fn baselines(config: &FrameworkConfig) -> BaselineStore {
     BaselineStore::new(config.workspace_root.join("baselines"))
 }
 
+/// What `perflab run --json` prints: the run, what it was compared with, the verdicts, and
+/// the confirmation of suspected regressions.
+#[derive(Debug, Serialize)]
+struct RunOutput<'a> {
+    #[serde(flatten)]
+    report: &'a SuiteReport,
+    base: Option<BaseRef>,
+    comparison: &'a HistoricalComparison,
+    regressions: Vec<Regression>,
+    confirmation: Option<&'a Confirmation>,
+}
+
+/// The base a run was compared with.
+#[derive(Debug, Serialize)]
+struct BaseRef {
+    /// `baseline` (a named baseline of this runner) or `previous_run`.
+    kind: &'static str,
+    /// The baseline's name.
+    name: Option<String>,
+    /// The base run's id.
+    run_id: String,
+}
+
+/// The exit code of `perflab run --fail-on-regression` when a regression is confirmed.
+const EXIT_REGRESSION: u8 = 3;
+
 /// After a run: its verdicts against the named baseline, else this runner's `main`
-/// baseline, else the latest earlier run of the suite on this runner.
-fn compare_after_run(
+/// baseline, else the latest earlier run of the suite on this runner; then, when asked, the
+/// re-measurement of suspected regressions and the exit code.
+fn after_run(
     framework: &BenchmarkingFramework,
-    head: &Run,
-    baseline: Option<&str>,
-) -> Result<()> {
+    report: SuiteReport,
+    args: &RunArgs,
+) -> Result<ExitCode> {
+    let head = &report.run;
     let store = baselines(framework.config());
     let fingerprint = &head.runner.fingerprint;
-    let base = match baseline {
-        Some(name) => Some((name, store.load(fingerprint, name)?)),
-        None => match store.load(fingerprint, "main") {
-            Ok(run) => Some(("main", run)),
-            Err(BaselineError::NotFound { .. } | BaselineError::OtherRunner { .. }) => None,
+    let named = match args.baseline.as_deref() {
+        Some(name) => Some((
+            name.to_owned(),
+            store.load_for_suite(fingerprint, name, &head.suite)?,
+        )),
+        // This runner's `main` serves the suite it measured; other suites fall back to
+        // their previous run.
+        None => match store.load_for_suite(fingerprint, "main", &head.suite) {
+            Ok(run) => Some(("main".to_owned(), run)),
+            Err(
+                BaselineError::NotFound { .. }
+                | BaselineError::OtherRunner { .. }
+                | BaselineError::OtherSuite { .. },
+            ) => None,
             Err(e) => return Err(e.into()),
         },
     };
-    let comparison = framework.compare_runs_blocking(head, base.as_ref().map(|(_, run)| run))?;
-    println!();
-    match (&base, &comparison.baseline_run_id) {
-        (Some((name, run)), _) => println!("compared with baseline `{name}` (run {})", run.id),
-        (None, Some(id)) => println!("compared with the previous run {id}"),
-        (None, None) => {
-            println!("no earlier run of this suite on this runner: nothing to compare with");
-            return Ok(());
+    let comparison = framework.compare_runs_blocking(head, named.as_ref().map(|(_, run)| run))?;
+    let (base_ref, base) = match (named, &comparison.baseline_run_id) {
+        (Some((name, run)), _) => (
+            Some(BaseRef {
+                kind: "baseline",
+                name: Some(name),
+                run_id: run.id.clone(),
+            }),
+            Some(run),
+        ),
+        (None, Some(id)) => (
+            Some(BaseRef {
+                kind: "previous_run",
+                name: None,
+                run_id: id.clone(),
+            }),
+            Some(framework.historical_data().load(id)?),
+        ),
+        (None, None) => (None, None),
+    };
+    let regressions = comparison.regressions();
+    let confirmation = match &base {
+        Some(base) if (args.confirm || args.fail_on_regression) && !regressions.is_empty() => {
+            eprintln!(
+                "re-measuring {} suspected regression(s) to confirm them",
+                regressions.len()
+            );
+            Some(framework.confirm_regressions_blocking(&comparison, base)?)
+        }
+        _ => None,
+    };
+    if args.json {
+        let out = RunOutput {
+            report: &report,
+            base: base_ref,
+            comparison: &comparison,
+            regressions,
+            confirmation: confirmation.as_ref(),
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_report(framework, &report)?;
+        println!();
+        match &base_ref {
+            Some(BaseRef {
+                name: Some(name),
+                run_id,
+                ..
+            }) => println!("compared with baseline `{name}` (run {run_id})"),
+            Some(BaseRef { run_id, .. }) => println!("compared with the previous run {run_id}"),
+            None => {
+                println!("no earlier run of this suite on this runner: nothing to compare with")
+            }
+        }
+        if base_ref.is_some() {
+            print!("{}", comparison.render_table());
+        }
+        if let Some(c) = &confirmation {
+            print!("{}", c.render());
         }
     }
-    print!("{}", comparison.render_table());
-    Ok(())
+    let confirmed = confirmation.as_ref().map_or(&[][..], |c| &c.confirmed[..]);
+    if args.fail_on_regression && !confirmed.is_empty() {
+        eprintln!("error: {} confirmed regression(s):", confirmed.len());
+        for r in confirmed {
+            eprintln!("  {r}");
+        }
+        return Ok(ExitCode::from(EXIT_REGRESSION));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn baseline_cmd(config: FrameworkConfig, command: BaselineCommand) -> Result<ExitCode> {
@@ -178,7 +271,7 @@ fn compare(config: FrameworkConfig, args: &CompareArgs) -> Result<ExitCode> {
     let base = match db.load(&args.base) {
         Ok(run) => run,
         Err(run_error) => store
-            .load(&head.runner.fingerprint, &args.base)
+            .load_for_suite(&head.runner.fingerprint, &args.base, &head.suite)
             .map_err(|baseline_error| {
                 anyhow::anyhow!(
                     "`{}` is neither a run of the history ({run_error}) nor a baseline ({baseline_error})",
@@ -263,15 +356,15 @@ fn ingest(config: FrameworkConfig, args: IngestArgs) -> Result<ExitCode> {
         history_file,
         work_dir: None,
     };
-    print_report(&framework, &report, args.json)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&framework, &report)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_report(framework: &BenchmarkingFramework, report: &SuiteReport, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
-        return Ok(());
-    }
+fn print_report(framework: &BenchmarkingFramework, report: &SuiteReport) -> Result<()> {
     let mut table = framework.generate_performance_report(&report.run)?;
     table.targets.clone_from(&report.targets);
     print!("{}", table.render_table());

@@ -186,14 +186,33 @@ impl HistoricalDatabase {
         fingerprint: &str,
         run_id: &str,
     ) -> Result<(Option<Run>, Vec<StoreError>), StoreError> {
-        let listing = self.list()?;
-        let baseline = listing
-            .runs
-            .iter()
-            .filter(|r| r.suite == suite && r.fingerprint == fingerprint && r.id.as_str() < run_id)
-            .max_by(|a, b| a.id.cmp(&b.id));
-        let run = baseline.map(|r| read_run(&r.path)).transpose()?;
-        Ok((run, listing.unreadable))
+        // Files are named by their run id, and run ids sort by time: walk back from the
+        // newest earlier file and stop at the first run that matches, instead of
+        // summarizing the whole history.
+        let mut unreadable = Vec::new();
+        for path in self.files()?.iter().rev() {
+            if stem(path).is_none_or(|s| s >= run_id) {
+                continue;
+            }
+            let runs = match summarize(path) {
+                Ok(runs) => runs,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    unreadable.push(e);
+                    continue;
+                }
+            };
+            let found = runs
+                .iter()
+                .filter(|r| {
+                    r.suite == suite && r.fingerprint == fingerprint && r.id.as_str() < run_id
+                })
+                .max_by(|a, b| a.id.cmp(&b.id));
+            if let Some(r) = found {
+                return Ok((Some(read_run(&r.path)?), unreadable));
+            }
+        }
+        Ok((None, unreadable))
     }
 
     /// The history's Parquet files, sorted (hidden temporary files excluded).

@@ -19,6 +19,16 @@ pub const VMM_SUBJECTS: [&str; 2] = ["perflab", "read"];
 /// Params of `memory/vmm_random_read`.
 pub const VMM_MODES: [&str; 2] = ["no_prefetch", "prefetch"];
 
+/// The package of the subsystem scenarios' bench targets and load command: this crate.
+pub const SCENARIOS_PACKAGE: &str = "perflab-scenarios";
+
+/// The harness's own scenarios: `(id, bench target of the perflab package)`. Their sizes
+/// (1,000 scenario-metrics x 1,000 runs; 100,000 points) are the ones its README promises.
+pub const HARNESS_SCENARIOS: [(&str, &str); 2] = [
+    ("harness/compare_with_historical/rows1m", "analysis"),
+    ("harness/analyze/points100k", "analysis"),
+];
+
 /// The measurement engine that runs a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,6 +62,9 @@ pub struct Scenario {
     pub engine: Engine,
     /// The cargo bench target (`None` for load scenarios).
     pub bench: Option<String>,
+    /// The package whose bench target it is: this crate, or `perflab` for the harness's own
+    /// benchmarks.
+    pub package: String,
     /// Who is measured: `perflab` and the anchors.
     pub subjects: Vec<String>,
     /// What the runner must provide.
@@ -71,6 +84,7 @@ pub fn catalog() -> Vec<Scenario> {
                 id: format!("memory/{scenario}/{param}"),
                 engine,
                 bench: Some(bench.to_owned()),
+                package: SCENARIOS_PACKAGE.to_owned(),
                 subjects: strings(&POOL_SUBJECTS),
                 requires: vec![Requirement::Cpu],
             });
@@ -81,7 +95,18 @@ pub fn catalog() -> Vec<Scenario> {
             id: format!("memory/vmm_random_read/{mode}"),
             engine: Engine::Load,
             bench: None,
+            package: SCENARIOS_PACKAGE.to_owned(),
             subjects: strings(&VMM_SUBJECTS),
+            requires: vec![Requirement::Cpu],
+        });
+    }
+    for (id, bench) in HARNESS_SCENARIOS {
+        out.push(Scenario {
+            id: id.to_owned(),
+            engine: Engine::Criterion,
+            bench: Some(bench.to_owned()),
+            package: "perflab".to_owned(),
+            subjects: strings(&["perflab"]),
             requires: vec![Requirement::Cpu],
         });
     }
@@ -178,6 +203,7 @@ mod tests {
                 "id": "memory/vmm_random_read/prefetch",
                 "engine": "load",
                 "bench": null,
+                "package": "perflab-scenarios",
                 "subjects": ["perflab", "read"],
                 "requires": ["cpu"],
             })

@@ -18,7 +18,7 @@ fn list_json_is_the_catalog() {
     let entries = v.as_array().expect("array");
     assert_eq!(entries.len(), perflab_scenarios::catalog().len());
     let first = &entries[0];
-    for key in ["id", "engine", "bench", "subjects", "requires"] {
+    for key in ["id", "engine", "bench", "package", "subjects", "requires"] {
         assert!(first.get(key).is_some(), "missing {key} in {first}");
     }
     assert!(

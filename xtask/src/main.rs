@@ -43,6 +43,18 @@ enum Task {
         #[arg(long)]
         json: bool,
     },
+    /// Change points in a series file, or in every scenario-metric of the history.
+    Analyze {
+        /// A CSV, Parquet or NDJSON series, or a history folder (default: target/perflab/history).
+        #[arg(long, value_name = "FILE|DIR")]
+        input: Option<PathBuf>,
+        /// The numeric column of a series file.
+        #[arg(long, value_name = "NAME")]
+        column: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the workspace's tests (unit, integration and doc tests).
     Test,
     /// Check the tools perflab needs, install those it can (gungraun runner), print the rest.
@@ -81,13 +93,22 @@ struct BenchArgs {
     /// the previous run).
     #[arg(long, value_name = "NAME")]
     baseline: Option<String>,
+    /// Re-measure each suspected regression (its scenario alone, more samples).
+    #[arg(long)]
+    confirm: bool,
+    /// Exit with code 3 when a regression is confirmed (implies --confirm).
+    #[arg(long)]
+    fail_on_regression: bool,
     /// History folder (default: target/perflab/history).
     #[arg(long)]
     history: Option<PathBuf>,
-    /// Print the run as JSON instead of a table.
+    /// Print the run, the comparison and the confirmation as JSON instead of tables.
     #[arg(long)]
     json: bool,
 }
+
+/// The exit code of `perflab run --fail-on-regression` when a regression is confirmed.
+const EXIT_REGRESSION: i32 = 3;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -110,6 +131,22 @@ fn main() -> Result<()> {
         Task::Compare { base, head, json } => {
             let mut cmd = perflab(&root)?;
             cmd.args(["compare", "--base", &base, "--head", &head]);
+            if json {
+                cmd.arg("--json");
+            }
+            run(&mut cmd)
+        }
+        Task::Analyze {
+            input,
+            column,
+            json,
+        } => {
+            let mut cmd = perflab(&root)?;
+            let input = input.unwrap_or_else(|| target_dir(&root).join("perflab").join("history"));
+            cmd.arg("analyze").arg("--input").arg(input);
+            if let Some(column) = column {
+                cmd.args(["--column", &column]);
+            }
             if json {
                 cmd.arg("--json");
             }
@@ -146,6 +183,8 @@ fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
         None => suite_names(root)?,
     };
     let perflab = build_perflab(root)?;
+    // Every suite runs even after one regressed; the exit code says whether any did.
+    let mut regressed = Vec::new();
     for suite in suites {
         let mut cmd = Command::new(&perflab);
         cmd.current_dir(root).args(["run", "--suite", &suite]);
@@ -161,10 +200,28 @@ fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
         if let Some(history) = &args.history {
             cmd.arg("--history").arg(history);
         }
+        if args.confirm {
+            cmd.arg("--confirm");
+        }
+        if args.fail_on_regression {
+            cmd.arg("--fail-on-regression");
+        }
         if args.json {
             cmd.arg("--json");
         }
-        run(&mut cmd)?;
+        let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+        match status.code() {
+            Some(0) => {}
+            Some(EXIT_REGRESSION) => regressed.push(suite),
+            _ => bail!("{cmd:?} failed: {status}"),
+        }
+    }
+    if !regressed.is_empty() {
+        eprintln!(
+            "confirmed regressions in suite(s): {}",
+            regressed.join(", ")
+        );
+        std::process::exit(EXIT_REGRESSION);
     }
     Ok(())
 }

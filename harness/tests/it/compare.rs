@@ -1,12 +1,12 @@
 //! Integration tests of comparisons: seeded runs in a temp history, verdicts, the CLI.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use crate::perflab;
 use perflab::{
-    BenchmarkingFramework, ComparisonError, Direction, FrameworkConfig, GitInfo,
+    AnalyzeOptions, BenchmarkingFramework, ComparisonError, Direction, FrameworkConfig, GitInfo,
     HistoricalDatabase, Measurement, Run, RunnerFacts, RunnerInfo, ThresholdSource, Verdict,
-    new_run_id,
+    analyze_file, new_run_id,
 };
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -234,15 +234,6 @@ async fn the_latest_earlier_run_of_the_same_runner_is_the_base() {
     assert!(first.entries.iter().all(|e| e.verdict == Verdict::Skipped));
 }
 
-fn perflab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .args(args)
-        .env_remove("CARGO_TARGET_DIR")
-        .env("PERFLAB_LOG", "error")
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn cli_compare_prints_a_table_by_severity_and_json() {
     let dir = tempfile::tempdir().unwrap();
@@ -440,4 +431,146 @@ fn cli_baseline_show_and_delete_act_on_this_runner() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no baseline `main`"));
     assert!(!cli(&["baseline", "save", "../escape"]).status.success());
+}
+
+// ---------------------------------------------------------------- change points over history
+
+/// 30 runs on runner `cpu` with commits: `memory/a` steps 100 -> 115 at run 20, `memory/b`
+/// stays at 50, instructions step by 1% at run 15. Returns the runs, oldest first.
+fn stepped_history(db: &HistoricalDatabase, rng: &mut Xoshiro256PlusPlus, cpu: &str) -> Vec<Run> {
+    (0..30_i64)
+        .map(|i| {
+            let a = if i < 20 { 100.0 } else { 115.0 };
+            let ir = if i < 15 { 1_000_000.0 } else { 1_010_000.0 };
+            let mut run = make_run(rng, i, cpu, a, ir);
+            run.git.commit = Some(format!("{i:040x}"));
+            db.append(&run).unwrap();
+            run
+        })
+        .collect()
+}
+
+#[test]
+fn comparisons_report_change_points_with_their_run_and_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = HistoricalDatabase::new(dir.path());
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(21);
+    let runs = stepped_history(&db, &mut rng, "cpu");
+    let mut head = make_run(&mut rng, 30, "cpu", 115.0, 1_010_000.0);
+    head.git.commit = Some("f".repeat(40));
+    let c = framework(dir.path())
+        .compare_runs_blocking(&head, None)
+        .unwrap();
+    let changes: Vec<(&str, &str, f64)> = c
+        .change_points
+        .iter()
+        .map(|p| {
+            (
+                p.key.scenario.as_str(),
+                p.change.run_id.as_deref().unwrap(),
+                p.change.change.relative_change.unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert_eq!(changes[0].0, "memory/a");
+    assert_eq!(changes[0].1, runs[20].id);
+    assert!((changes[0].2 - 0.15).abs() < 0.02, "{changes:?}");
+    assert_eq!(changes[1].0, "memory/c_ir/kib1");
+    assert_eq!(changes[1].1, runs[15].id);
+    assert!((changes[1].2 - 0.01).abs() < 1e-9, "{changes:?}");
+    let a = &c.change_points[0];
+    assert_eq!(a.n, 31, "the history and the head");
+    assert_eq!(a.change.change.index, 20);
+    assert_eq!(
+        a.change.commit.as_deref(),
+        Some(format!("{:040x}", 20).as_str())
+    );
+    let table = c.render_table();
+    assert!(
+        table.contains("change points in this runner's history (2)")
+            && table.contains(&format!(
+                "memory/a perflab wall_time: from run {}",
+                runs[20].id
+            )),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_steady_history_has_no_change_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = HistoricalDatabase::new(dir.path());
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(22);
+    steady_history(&db, &mut rng, "cpu");
+    let head = make_run(&mut rng, 99, "cpu", 100.0, 1_000_000.0);
+    let c = framework(dir.path())
+        .compare_runs_blocking(&head, None)
+        .unwrap();
+    assert!(c.change_points.is_empty(), "{:?}", c.change_points);
+    assert!(!c.render_table().contains("change points"));
+}
+
+#[test]
+fn analyze_reads_the_history_folder_and_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = HistoricalDatabase::new(dir.path());
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(23);
+    let runs = stepped_history(&db, &mut rng, "cpu");
+    let report = analyze_file(dir.path(), &AnalyzeOptions::default()).unwrap();
+    let names: Vec<&str> = report.series.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "memory/a perflab wall_time",
+            "memory/b perflab wall_time",
+            "memory/c_ir/kib1 perflab instructions"
+        ]
+    );
+    let a = &report.series[0];
+    assert_eq!(a.n, 30);
+    assert_eq!(a.change_points.len(), 1, "{a:?}");
+    assert_eq!(a.change_points[0].change.index, 20);
+    assert_eq!(
+        a.change_points[0].run_id.as_deref(),
+        Some(runs[20].id.as_str())
+    );
+    assert!(report.series[1].change_points.is_empty());
+    assert_eq!(report.series[2].change_points[0].change.index, 15);
+
+    // One history file: a point per key, nothing to find, no error.
+    let one = analyze_file(&db.path_of(&runs[0].id), &AnalyzeOptions::default()).unwrap();
+    assert_eq!(one.series.len(), 3);
+    assert!(
+        one.series
+            .iter()
+            .all(|s| s.n == 1 && s.change_points.is_empty())
+    );
+
+    // A second runner: its series are apart, and named with their runner.
+    let other = make_run(&mut rng, 40, "other cpu", 100.0, 1.0);
+    db.append(&other).unwrap();
+    let both = analyze_file(dir.path(), &AnalyzeOptions::default()).unwrap();
+    assert_eq!(both.series.len(), 6);
+    assert!(both.series.iter().any(|s| s.name
+        == format!("memory/a perflab wall_time @ {}", other.runner.fingerprint)
+        && s.n == 1));
+
+    // The CLI, as JSON: indices, segment means, and the run and commit of each change.
+    let out = perflab(&["analyze", "--input", dir.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &json["series"][0];
+    assert_eq!(first["change_points"][0]["index"], 20);
+    assert_eq!(first["change_points"][0]["run_id"], runs[20].id.as_str());
+    assert_eq!(
+        first["change_points"][0]["commit"],
+        format!("{:040x}", 20).as_str()
+    );
+    assert_eq!(first["segments"].as_array().unwrap().len(), 2);
+
+    // An empty history folder is a clear error.
+    let empty = tempfile::tempdir().unwrap();
+    let e = analyze_file(empty.path(), &AnalyzeOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("no data rows"), "{e}");
 }

@@ -1,5 +1,9 @@
 //! Integration tests: ingest of real engine output, suites, the Parquet history, the run flow
-//! with a fake command runner, and the `perflab` binary.
+//! with a fake command runner, and the `perflab` binary; comparisons and statistics in the
+//! modules.
+
+mod compare;
+mod stats;
 
 use std::fs;
 use std::io;
@@ -737,6 +741,255 @@ fn an_engine_that_cannot_start_is_recorded() {
     assert_eq!(run.results.len(), 2, "criterion results still land");
 }
 
+/// Writes criterion's output for `id`/`subject` into `home`: 40 samples spread ±0.5% around
+/// `center` ns (the same spread every time, so only `center` moves between runs).
+fn write_criterion(home: &Path, id: &str, subject: &str, center: f64) {
+    let dir = home.join(id.replace('/', "_")).join(subject).join("new");
+    fs::create_dir_all(&dir).unwrap();
+    let times: Vec<f64> = (0..40)
+        .map(|i| center * (1.0 + 0.01 * (f64::from((i * 17) % 40) / 40.0 - 0.5)))
+        .collect();
+    let json = |name: &str, v: serde_json::Value| fs::write(dir.join(name), v.to_string()).unwrap();
+    json(
+        "sample.json",
+        serde_json::json!({"sampling_mode": "Flat", "iters": vec![1.0; 40], "times": times}),
+    );
+    json(
+        "estimates.json",
+        serde_json::json!({"median": {
+            "confidence_interval": {"confidence_level": 0.95, "lower_bound": center * 0.999, "upper_bound": center * 1.001},
+            "point_estimate": center,
+            "standard_error": center * 0.001,
+        }}),
+    );
+    json(
+        "benchmark.json",
+        serde_json::json!({"group_id": id, "function_id": subject, "value_str": null,
+            "throughput": null, "full_id": format!("{id}/{subject}"),
+            "directory_name": format!("{}/{subject}", id.replace('/', "_")), "title": id}),
+    );
+}
+
+/// A framework over the fake suite whose criterion runs measure `memory/pool_cycle/kib1` at
+/// 100 ns times the next of `factors` (one per criterion run) and `kib16` at 100 ns always.
+fn scaled_framework(
+    root: &Path,
+    seen: Arc<Mutex<Vec<CommandSpec>>>,
+    factors: Vec<f64>,
+) -> BenchmarkingFramework {
+    let factors = Arc::new(Mutex::new(factors.into_iter()));
+    let inner = fake_cargo(Arc::default());
+    let runner = move |spec: &CommandSpec| {
+        seen.lock().unwrap().push(spec.clone());
+        if !matches!(
+            spec.purpose,
+            CommandPurpose::Engine {
+                engine: Engine::Criterion,
+                ..
+            }
+        ) {
+            return inner(spec);
+        }
+        let home = Path::new(spec.env_var("CRITERION_HOME").unwrap());
+        let filter = spec.args.iter().find(|a| a.starts_with("^(?:")).unwrap();
+        let filter = regex::Regex::new(filter).unwrap();
+        let factor = factors.lock().unwrap().next().expect("a factor per run");
+        for (id, center) in [
+            ("memory/pool_cycle/kib1", 100.0 * factor),
+            ("memory/pool_cycle/kib16", 100.0),
+        ] {
+            if filter.is_match(&format!("{id}/perflab")) {
+                write_criterion(home, id, "perflab", center);
+            }
+        }
+        Ok(CommandOutput::ok(""))
+    };
+    let mut config = framework(root, Arc::default()).config().clone();
+    config.filter = Some(regex::Regex::new("^memory/pool_cycle/").unwrap());
+    config.quick = true;
+    BenchmarkingFramework::new(config)
+        .with_command_runner(Arc::new(runner))
+        .with_runner_info(runner_info())
+        .with_git(GitInfo::default())
+}
+
+#[test]
+fn suspected_regressions_are_re_measured_alone_before_they_count() {
+    // Base 1.0, head 1.3, and the re-measurement either reproduces it (1.3) or not (1.0).
+    for (confirm_factor, confirmed) in [(1.3, true), (1.0, false)] {
+        let root = tempfile::tempdir().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let fw = scaled_framework(root.path(), seen.clone(), vec![1.0, 1.3, confirm_factor]);
+        let base = fw.run_suite_blocking("memory").unwrap().run;
+        let head = fw.run_suite_blocking("memory").unwrap().run;
+        let comparison = fw.compare_runs_blocking(&head, None).unwrap();
+        let suspects = comparison.regressions();
+        assert_eq!(suspects.len(), 1, "{}", comparison.render_table());
+        assert_eq!(suspects[0].scenario, "memory/pool_cycle/kib1");
+
+        let c = fw.confirm_regressions_blocking(&comparison, &base).unwrap();
+        assert_eq!(c.confirmed.len(), usize::from(confirmed), "{}", c.render());
+        assert_eq!(c.refuted.len(), usize::from(!confirmed), "{}", c.render());
+        // The suspect alone, never quick, with more samples.
+        let seen = seen.lock().unwrap();
+        let again = seen.last().unwrap();
+        assert_eq!(
+            again
+                .args
+                .iter()
+                .find(|a| a.starts_with("^(?:"))
+                .map(String::as_str),
+            Some("^(?:memory/pool_cycle/kib1)/")
+        );
+        assert!(!again.args.contains(&"--quick".to_owned()), "{again}");
+        assert!(
+            again.args.windows(2).any(|w| w == ["--sample-size", "200"]),
+            "{again}"
+        );
+        // Kept beside its engines' output, and not in history.
+        let run = c.run.as_ref().unwrap();
+        assert_eq!(run.results.len(), 1);
+        assert!(c.run_file.as_ref().unwrap().is_file());
+        assert_eq!(fw.historical_data().list().unwrap().runs.len(), 2);
+        let text = c.render();
+        let verdict = if confirmed {
+            "confirmed      memory/pool_cycle/kib1"
+        } else {
+            "not confirmed  memory/pool_cycle/kib1"
+        };
+        assert!(text.contains(verdict), "{text}");
+    }
+    // Nothing suspected: nothing re-measured.
+    let root = tempfile::tempdir().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let fw = scaled_framework(root.path(), seen.clone(), vec![1.0, 1.0]);
+    let base = fw.run_suite_blocking("memory").unwrap().run;
+    let head = fw.run_suite_blocking("memory").unwrap().run;
+    let comparison = fw.compare_runs_blocking(&head, Some(&base)).unwrap();
+    let before = seen.lock().unwrap().len();
+    let c = fw.confirm_regressions_blocking(&comparison, &base).unwrap();
+    assert!(c.run.is_none() && c.confirmed.is_empty() && c.refuted.is_empty());
+    assert_eq!(seen.lock().unwrap().len(), before);
+}
+
+/// A stand-in `cargo` for the `perflab` binary: prints the catalog, and for each bench copies
+/// the criterion output prepared for the next factor in `factors` (one per line) into
+/// `$CRITERION_HOME`, logging its arguments.
+const FAKE_CARGO: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+case "$*" in
+  *" list --json"*) cat "$dir/catalog.json" ;;
+  bench*)
+    factor=$(head -n 1 "$dir/factors")
+    sed -i 1d "$dir/factors"
+    mkdir -p "$CRITERION_HOME"
+    cp -R "$dir/criterion-$factor/." "$CRITERION_HOME/" ;;
+  *) echo "unexpected: $*" >&2; exit 1 ;;
+esac
+"#;
+
+#[test]
+fn cli_run_confirms_suspects_and_fails_only_on_confirmed_regressions() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let ws = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let suites = ws.path().join("scenarios/suites");
+    fs::create_dir_all(&suites).unwrap();
+    fs::write(
+        suites.join("memory.toml"),
+        "name = \"memory\"\ndescription = \"d\"\n\n[[tests]]\nid = \"memory/pool_cycle/kib1\"\n",
+    )
+    .unwrap();
+    fs::write(
+        bin.path().join("catalog.json"),
+        r#"[{"id": "memory/pool_cycle/kib1", "engine": "criterion", "bench": "memory", "subjects": ["perflab"], "requires": ["cpu"]}]"#,
+    )
+    .unwrap();
+    for factor in ["1.0", "1.3"] {
+        let home = bin.path().join(format!("criterion-{factor}"));
+        write_criterion(
+            &home,
+            "memory/pool_cycle/kib1",
+            "perflab",
+            100.0 * factor.parse::<f64>().unwrap(),
+        );
+    }
+    let cargo = bin.path().join("cargo");
+    fs::write(&cargo, FAKE_CARGO).unwrap();
+    fs::set_permissions(&cargo, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let history = ws.path().join("history");
+    let run = |factors: &str, args: &[&str]| {
+        fs::write(bin.path().join("factors"), factors).unwrap();
+        fs::write(bin.path().join("calls"), "").unwrap();
+        Command::new(env!("CARGO_BIN_EXE_perflab"))
+            .args(["--workspace", ws.path().to_str().unwrap()])
+            .args(["--history", history.to_str().unwrap()])
+            .args(args)
+            .env("PATH", &path)
+            .env("PERFLAB_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+
+    let first = run("1.0\n", &["run", "--suite", "memory"]);
+    assert!(first.status.success(), "{first:?}");
+    let save = run("", &["baseline", "save", "main"]);
+    assert!(save.status.success(), "{save:?}");
+
+    // A 30% slowdown that the re-measurement reproduces: exit code 3, named on stderr.
+    let out = run(
+        "1.3\n1.3\n",
+        &["run", "--suite", "memory", "--fail-on-regression", "--json"],
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 confirmed regression(s)")
+            && stderr.contains("memory/pool_cycle/kib1 perflab wall_time: +"),
+        "{stderr}"
+    );
+    let v = json(&out);
+    assert_eq!(v["base"]["kind"], "baseline");
+    assert_eq!(v["base"]["name"], "main");
+    assert_eq!(v["comparison"]["entries"][0]["verdict"], "regression");
+    assert_eq!(v["regressions"].as_array().unwrap().len(), 1);
+    assert_eq!(v["confirmation"]["confirmed"].as_array().unwrap().len(), 1);
+    assert!(v["run"]["id"].is_string() && v["history_file"].is_string());
+    let calls = fs::read_to_string(bin.path().join("calls")).unwrap();
+    let benches: Vec<&str> = calls.lines().filter(|l| l.starts_with("bench")).collect();
+    assert_eq!(benches.len(), 2, "{calls}");
+    assert!(benches[1].contains("--sample-size 200"), "{calls}");
+
+    // The same slowdown, not reproduced: reported, and the exit code stays 0.
+    let out = run(
+        "1.3\n1.0\n",
+        &["run", "--suite", "memory", "--fail-on-regression"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("not confirmed  memory/pool_cycle/kib1")
+            && stdout.contains("0 of 1 suspected regression(s) confirmed"),
+        "{stdout}"
+    );
+
+    // Without --fail-on-regression or --confirm, a suspect is reported and nothing re-runs.
+    let out = run("1.3\n", &["run", "--suite", "memory"]);
+    assert!(out.status.success(), "{out:?}");
+    let calls = fs::read_to_string(bin.path().join("calls")).unwrap();
+    assert_eq!(calls.lines().filter(|l| l.starts_with("bench")).count(), 1);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 regression(s)"));
+}
+
 #[test]
 fn a_broken_catalog_or_suite_stops_the_run_before_any_engine() {
     let root = tempfile::tempdir().unwrap();
@@ -782,6 +1035,7 @@ fn a_broken_catalog_or_suite_stops_the_run_before_any_engine() {
 
 // ---------------------------------------------------------------- the binary
 
+/// Runs the `perflab` binary with quiet logs and the default history location.
 fn perflab(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_perflab"))
         .args(args)

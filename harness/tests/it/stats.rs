@@ -2,8 +2,8 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
+use crate::perflab;
 use perflab::{
     AbSamples, ChangePointConfig, Direction, MetricKind, StatsError, Verdict, VerdictConfig,
     ab_verdicts, detect_change_points, noise_threshold,
@@ -454,14 +454,6 @@ fn every_small_size_is_handled() {
 }
 
 // ---------------------------------------------------------------- perflab analyze
-
-fn perflab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_perflab"))
-        .args(args)
-        .env("PERFLAB_LOG", "error")
-        .output()
-        .unwrap()
-}
 
 /// Two series: `a` steps from 100 to 120 at index 30 of 60, `b` is flat (deterministic).
 fn two_series() -> Vec<(&'static str, f64)> {
