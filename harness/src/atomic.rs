@@ -7,7 +7,7 @@ use std::path::Path;
 /// Writes `bytes` to `path` atomically: a fresh temporary file in the same folder, fsync,
 /// rename over `path`, fsync of the folder. On failure the temporary file is removed and
 /// whatever `path` held before is untouched.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let folder = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -40,8 +40,8 @@ mod tests {
     fn replaces_whole_files_and_leaves_no_temporaries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.json");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
+        write_file_atomically(&path, b"one").unwrap();
+        write_file_atomically(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -50,7 +50,7 @@ mod tests {
     fn a_failed_write_keeps_the_old_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing-folder").join("a.json");
-        assert!(write_atomically(&path, b"x").is_err());
+        assert!(write_file_atomically(&path, b"x").is_err());
         assert!(!path.exists());
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::atomic::write_atomically;
+use crate::atomic::write_file_atomically;
 use crate::error::BaselineError;
 use crate::schema::Run;
 
@@ -61,7 +61,7 @@ impl BaselineStore {
             message: e.to_string(),
         })?;
         json.push(b'\n');
-        write_atomically(&path, &json).map_err(io_error(&path))?;
+        write_file_atomically(&path, &json).map_err(io_error(&path))?;
         Ok(path)
     }
 

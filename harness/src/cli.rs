@@ -46,6 +46,98 @@ pub(crate) enum Commands {
         #[command(subcommand)]
         command: BaselineCommand,
     },
+    /// Write the static HTML report (index of runs, a page per run and per scenario)
+    Report(ReportArgs),
+    /// Print the Markdown summary of a run's comparison (also to $GITHUB_STEP_SUMMARY when set)
+    Summary(SummaryArgs),
+    /// Post or update the one perflab comment on a pull request (GITHUB_TOKEN)
+    Comment(CommentArgs),
+    /// Export runs as BMF (for Bencher), CSV or Parquet
+    Export(ExportArgs),
+}
+
+/// Which run to summarize and what to compare it with.
+#[derive(Debug, Args)]
+pub(crate) struct SummarySource {
+    /// The head run: id or unique prefix [default: the latest run in the history]
+    #[arg(long, value_name = "RUN")]
+    pub(crate) run: Option<String>,
+
+    /// The base: a run or a baseline of the head's runner [default: its `main` baseline, else
+    /// the previous run of its suite on its runner]
+    #[arg(long, value_name = "RUN|BASELINE")]
+    pub(crate) base: Option<String>,
+
+    /// Link to the HTML report (e.g. the workflow run's artifacts page)
+    #[arg(long, value_name = "URL")]
+    pub(crate) report_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// A run that must have a page even when it is older than the newest --max-runs
+    #[arg(long, value_name = "RUN")]
+    pub(crate) run: Option<String>,
+
+    /// Output folder [default: <workspace>/reports/site]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+
+    /// How many of the newest runs get a page
+    #[arg(long, value_name = "N", default_value_t = perflab::DEFAULT_MAX_RUNS)]
+    pub(crate) max_runs: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SummaryArgs {
+    #[command(flatten)]
+    pub(crate) source: SummarySource,
+
+    /// Write the Markdown to FILE instead of stdout
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CommentArgs {
+    /// Pull request number [default: from the GitHub Actions event]
+    #[arg(long, value_name = "N")]
+    pub(crate) pr: Option<u64>,
+
+    /// Repository OWNER/NAME [default: $GITHUB_REPOSITORY]
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub(crate) repo: Option<String>,
+
+    /// Print the comment instead of posting it (needs no token)
+    #[arg(long)]
+    pub(crate) dry_run: bool,
+
+    /// Post this Markdown file instead of summarizing a run (for a workflow that posts what
+    /// another, unprivileged one computed)
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["run", "base", "report_url"])]
+    pub(crate) summary: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) source: SummarySource,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// bmf (one run), csv or parquet
+    #[arg(long, value_name = "FORMAT", value_parser = ["bmf", "csv", "parquet"])]
+    pub(crate) format: String,
+
+    /// The run: id or unique prefix [default: the latest run]
+    #[arg(long, value_name = "RUN", conflicts_with = "all")]
+    pub(crate) run: Option<String>,
+
+    /// Every run of the history (csv and parquet)
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    /// Output file [default: stdout, except for parquet]
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -234,6 +326,34 @@ mod tests {
             panic!("not compare")
         };
         assert_eq!((c.base.as_str(), c.head.as_str(), c.json), ("a", "b", true));
+    }
+
+    #[test]
+    fn report_commands_parse() {
+        let cli = Cli::try_parse_from(["perflab", "export", "--format", "csv", "--all"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Commands::Export(ExportArgs { all: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["perflab", "export", "--format", "xlsx"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "perflab", "export", "--format", "csv", "--all", "--run", "r"
+            ])
+            .is_err()
+        );
+        let cli = Cli::try_parse_from(["perflab", "comment", "--pr", "7", "--dry-run"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Commands::Comment(CommentArgs {
+                pr: Some(7),
+                dry_run: true,
+                ..
+            })
+        ));
+        assert!(
+            Cli::try_parse_from(["perflab", "comment", "--summary", "s.md", "--run", "r"]).is_err()
+        );
     }
 
     #[test]

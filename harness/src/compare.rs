@@ -208,6 +208,38 @@ impl MetricComparison {
             .map_or("", |m| m.unit.as_str())
     }
 
+    /// A side's point value with its unit, or `-`.
+    pub fn value_text(&self, side: Option<&Measurement>) -> String {
+        side.map_or_else(|| "-".into(), |m| format_value(m.value, &m.unit))
+    }
+
+    /// The change with its 95% interval when there is one, e.g. `+4.20% [+3.10%, +5.30%]`.
+    pub fn change_text(&self) -> String {
+        let ev = &self.evidence;
+        match (
+            ev.relative_change.or(self.relative_change),
+            ev.ci_low,
+            ev.ci_high,
+        ) {
+            (Some(c), Some(lo), Some(hi)) => format!("{} [{}, {}]", pct(c), pct(lo), pct(hi)),
+            (Some(c), _, _) => pct(c),
+            (None, _, _) => "-".into(),
+        }
+    }
+
+    /// The Benjamini-Hochberg adjusted p-value, or `-`.
+    pub fn p_adjusted_text(&self) -> String {
+        self.evidence
+            .p_adjusted
+            .map_or_else(|| "-".into(), |p| format!("{p:.2e}"))
+    }
+
+    /// The noise threshold and where it came from, e.g. `2.00% (floor)`.
+    pub fn threshold_text(&self) -> String {
+        let t = &self.evidence.threshold;
+        format!("{:.2}% ({})", t.relative * 100.0, source_name(t.source))
+    }
+
     /// The size of the change used to order by severity: the verdict's effect, else the point
     /// values' relative change, as an absolute value.
     fn severity(&self) -> f64 {
@@ -389,32 +421,17 @@ impl HistoricalComparison {
         ];
         let mut rows: Vec<[String; 10]> = vec![header.map(str::to_owned)];
         for e in self.by_severity() {
-            let value =
-                |m: Option<&Measurement>| m.map_or("-".into(), |m| format_value(m.value, &m.unit));
             let ev = &e.evidence;
-            let change = match (
-                ev.relative_change.or(e.relative_change),
-                ev.ci_low,
-                ev.ci_high,
-            ) {
-                (Some(c), Some(lo), Some(hi)) => format!("{} [{}, {}]", pct(c), pct(lo), pct(hi)),
-                (Some(c), _, _) => pct(c),
-                (None, _, _) => "-".into(),
-            };
             rows.push([
                 e.verdict.to_string(),
                 e.key.scenario.clone(),
                 e.key.subject.clone(),
                 e.key.metric.clone(),
-                value(e.baseline.as_ref()),
-                value(e.current.as_ref()),
-                change,
-                ev.p_adjusted.map_or("-".into(), |p| format!("{p:.2e}")),
-                format!(
-                    "{:.2}% ({})",
-                    ev.threshold.relative * 100.0,
-                    source_name(ev.threshold.source)
-                ),
+                e.value_text(e.baseline.as_ref()),
+                e.value_text(e.current.as_ref()),
+                e.change_text(),
+                e.p_adjusted_text(),
+                e.threshold_text(),
                 ev.reason.clone(),
             ]);
         }

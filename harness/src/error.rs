@@ -354,6 +354,86 @@ pub enum ConfirmError {
     },
 }
 
+/// Drawing a plot failed.
+#[derive(Debug, Error)]
+pub enum PlotError {
+    /// The data cannot be drawn.
+    #[error("{plot} plot: {reason}")]
+    Data {
+        /// Which plot.
+        plot: &'static str,
+        /// What is wrong with the data.
+        reason: String,
+    },
+    /// plotters failed.
+    #[error("drawing the {plot} plot: {message}")]
+    Draw {
+        /// Which plot.
+        plot: &'static str,
+        /// plotters' message.
+        message: String,
+    },
+}
+
+/// Exporting runs failed.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// No run to export.
+    #[error("no run to export")]
+    Empty,
+    /// BMF describes one run.
+    #[error("bmf export takes one run, not {0}: pick one with --run")]
+    BmfTakesOneRun(usize),
+    /// Polars could not build or write the table.
+    #[error("building the export table: {0}")]
+    Polars(String),
+}
+
+impl From<ComparisonError> for ReportError {
+    fn from(e: ComparisonError) -> Self {
+        Self::Comparison(Box::new(e))
+    }
+}
+
+/// Writing the HTML report failed.
+#[derive(Debug, Error)]
+pub enum SiteError {
+    /// The history could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A run could not be compared with its base.
+    #[error(transparent)]
+    Comparison(#[from] ComparisonError),
+    /// A run could not be laid out.
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    /// A plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
+    /// The history's series could not be read or segmented.
+    #[error("reading the history for the scenario pages: {0}")]
+    History(String),
+    /// A template failed to render.
+    #[error("template {template}: {message}")]
+    Template {
+        /// The template.
+        template: &'static str,
+        /// minijinja's message.
+        message: String,
+    },
+    /// A page could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The run asked for is not in the history.
+    #[error("no run `{0}` in the history")]
+    UnknownRun(String),
+}
+
 /// Building a performance report failed.
 #[derive(Debug, Error)]
 pub enum ReportError {
@@ -372,6 +452,12 @@ pub enum ReportError {
     /// The suite file named by the run could not be loaded.
     #[error(transparent)]
     Suite(#[from] SuiteError),
+    /// The run could not be compared with its base for the plots.
+    #[error("comparing the run for its plots: {0}")]
+    Comparison(Box<ComparisonError>),
+    /// A plot could not be drawn.
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 /// A statistic could not be computed from its input.
@@ -556,6 +642,141 @@ pub enum BaselineError {
         /// The run id.
         id: String,
         /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Errors of the sticky pull-request comment. None of them ever holds the token.
+#[derive(Debug, Error)]
+pub enum GithubError {
+    /// `GITHUB_TOKEN` is unset or blank.
+    #[error(
+        "GITHUB_TOKEN is not set: export a token that may write pull-request comments (in GitHub Actions, `GITHUB_TOKEN: ${{{{ secrets.GITHUB_TOKEN }}}}`)"
+    )]
+    MissingToken,
+    /// The token holds characters that cannot be sent in an HTTP header.
+    #[error("GITHUB_TOKEN holds whitespace or control characters inside it; it cannot be a token")]
+    InvalidToken,
+    /// No `--repo` and no `GITHUB_REPOSITORY`.
+    #[error("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")]
+    MissingRepository,
+    /// The repository is not `OWNER/NAME`.
+    #[error("repository `{value}` is not OWNER/NAME")]
+    InvalidRepository {
+        /// What was given.
+        value: String,
+    },
+    /// No `--pr`, and the environment names no pull request.
+    #[error(
+        "no pull request number: pass --pr N, or run on a pull_request event (GITHUB_EVENT_PATH, or GITHUB_REF=refs/pull/N/merge)"
+    )]
+    MissingPullRequest,
+    /// The pull request number is not a positive integer.
+    #[error("`{value}` does not name a pull request number")]
+    InvalidPullRequest {
+        /// What was given.
+        value: String,
+    },
+    /// The GitHub Actions event file could not be read.
+    #[error("cannot read the github event {}: {message}", path.display())]
+    Event {
+        /// The file (`GITHUB_EVENT_PATH`).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The API root is not an `http(s)://HOST[/PATH]` URL.
+    #[error("github api url `{value}`: {reason}")]
+    InvalidApiBase {
+        /// What was given.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error("cannot set up the github client: {message}")]
+    Client {
+        /// Why.
+        message: String,
+    },
+    /// 401: the token is not accepted.
+    #[error(
+        "GITHUB_TOKEN was rejected (401: {message}): it is expired, revoked or not a github token"
+    )]
+    Unauthorized {
+        /// GitHub's message.
+        message: String,
+    },
+    /// 403 without a rate limit: the token lacks a permission.
+    #[error(
+        "GITHUB_TOKEN may not {action} {target} (403: {message}): the token needs the `pull-requests: write` permission (or `issues: write`); set `permissions: pull-requests: write` in the workflow (a workflow run from a fork gets a read-only token)"
+    )]
+    Forbidden {
+        /// What was attempted, such as `comment on`.
+        action: &'static str,
+        /// `OWNER/NAME#PR`.
+        target: String,
+        /// GitHub's message.
+        message: String,
+    },
+    /// 404: the repository or PR does not exist, or the token cannot see it.
+    #[error(
+        "{repository} pull request #{pr} not found (404 on {request}): check --repo and --pr, or the token cannot see the repository (a private one needs `contents: read` and `pull-requests: read`)"
+    )]
+    NotFound {
+        /// `OWNER/NAME`.
+        repository: String,
+        /// The PR number.
+        pr: u64,
+        /// The request, such as `GET /repos/…`.
+        request: String,
+    },
+    /// The rate limit resets later than the longest wait allowed.
+    #[error(
+        "github rate limit reached on {request}: it resets in {wait_s} s, later than the {max_wait_s} s this run may wait"
+    )]
+    RateLimited {
+        /// The request.
+        request: String,
+        /// Seconds until the limit resets.
+        wait_s: u64,
+        /// The longest single wait allowed.
+        max_wait_s: u64,
+    },
+    /// A request kept failing with 5xx answers, transport errors or rate limits.
+    #[error("{request} still failing after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// The request.
+        request: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+    /// Any other unsuccessful answer.
+    #[error("{request} failed ({status}): {message}")]
+    Api {
+        /// The request.
+        request: String,
+        /// The HTTP status code.
+        status: u16,
+        /// GitHub's message.
+        message: String,
+    },
+    /// A successful answer whose JSON is not what the API documents.
+    #[error("unexpected answer to {request}: {message}")]
+    Response {
+        /// The request.
+        request: String,
+        /// What the JSON parser said.
+        message: String,
+    },
+    /// A next-page link that cannot be followed.
+    #[error("cannot follow the next-page link {url}: {reason}")]
+    Pagination {
+        /// The link.
+        url: String,
+        /// Why.
         reason: String,
     },
 }

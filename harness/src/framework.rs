@@ -28,7 +28,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::write_atomically;
+use crate::atomic::write_file_atomically;
 use crate::catalog::{Capabilities, Catalog, CatalogEntry, SCENARIOS_PACKAGE};
 use crate::compare::{Confirmation, HistoricalComparison, MetricKey, Regression, runner_histories};
 use crate::error::{
@@ -38,6 +38,7 @@ use crate::error::{
 use crate::fingerprint::RunnerInfo;
 use crate::history::{MetricHistory, RunRef, history_changes};
 use crate::ingest::{ingest_bmf, ingest_criterion, ingest_gungraun};
+use crate::plot::ReportPlots;
 use crate::report::PerformanceReport;
 use crate::schema::{Engine, Failure, GitInfo, Measurement, Run, Skipped};
 use crate::stats::{ChangePointConfig, Verdict, VerdictConfig};
@@ -446,9 +447,23 @@ impl BenchmarkingFramework {
         comparison.regressions()
     }
 
-    /// Lays out `results` as a report; targets come from the suite file of `results.suite`
-    /// when there is one (an ingested run without a suite file has none).
+    /// Lays out `results` as a report with its plots: the tables of
+    /// [`Self::performance_table`], and the plots of its comparison with the latest earlier
+    /// run of its suite on its runner (see [`ReportPlots`]). Blocking, like
+    /// [`Self::compare_runs_blocking`].
     pub fn generate_performance_report(
+        &self,
+        results: &BenchmarkResults,
+    ) -> Result<PerformanceReport, ReportError> {
+        let mut report = self.performance_table(results)?;
+        let comparison = compare_runs(&self.historical_data, results, None)?;
+        report.plots = Some(ReportPlots::of(&comparison, REPORT_DISTRIBUTIONS)?);
+        Ok(report)
+    }
+
+    /// Lays out `results` as tables, without plots; targets come from the suite file of
+    /// `results.suite` when there is one (an ingested run without a suite file has none).
+    pub fn performance_table(
         &self,
         results: &BenchmarkResults,
     ) -> Result<PerformanceReport, ReportError> {
@@ -944,6 +959,9 @@ pub fn detect_git(dir: &Path) -> GitInfo {
     }
 }
 
+/// Most base-vs-head box plots in a report.
+const REPORT_DISTRIBUTIONS: usize = 60;
+
 /// How thoroughly to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -1011,7 +1029,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ConfirmError> {
     };
     let mut json = serde_json::to_vec_pretty(value).map_err(|e| io(e.into()))?;
     json.push(b'\n');
-    write_atomically(path, &json).map_err(io)
+    write_file_atomically(path, &json).map_err(io)
 }
 
 fn alternation(ids: &[String]) -> String {

@@ -9,15 +9,18 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use perflab::{
     AnalyzeOptions, BaselineError, BaselineStore, BenchmarkingFramework, Capabilities,
-    Confirmation, FrameworkConfig, HistoricalComparison, HistoricalDatabase, Regression, Run,
-    RunnerInfo, SuiteReport, analyze_file, detect_git, ingest_bmf, ingest_criterion,
-    ingest_gungraun,
+    CommentAction, CommentTarget, Confirmation, ExportFormat, FrameworkConfig, GithubToken,
+    HistoricalComparison, HistoricalDatabase, Regression, Run, RunnerInfo, StickyComment,
+    SuiteReport, SummaryOptions, analyze_file, append_step_summary, detect_git, export_runs,
+    fit_to_limit, ingest_bmf, ingest_criterion, ingest_gungraun, markdown_summary, with_marker,
+    write_site,
 };
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{
-    AnalyzeArgs, BaselineCommand, Cli, Commands, CompareArgs, HistoryCommand, IngestArgs, RunArgs,
+    AnalyzeArgs, BaselineCommand, Cli, Commands, CommentArgs, CompareArgs, ExportArgs,
+    HistoryCommand, IngestArgs, ReportArgs, RunArgs, SummaryArgs, SummarySource,
 };
 
 fn main() -> ExitCode {
@@ -72,6 +75,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Commands::Analyze(args) => analyze(&args),
         Commands::Compare(args) => compare(config, &args),
         Commands::Baseline { command } => baseline_cmd(config, command),
+        Commands::Report(args) => report(config, &args),
+        Commands::Summary(args) => summary(config, &args),
+        Commands::Comment(args) => comment(config, &args),
+        Commands::Export(args) => export(config, &args),
     }
 }
 
@@ -94,12 +101,72 @@ struct RunOutput<'a> {
 /// The base a run was compared with.
 #[derive(Debug, Serialize)]
 struct BaseRef {
-    /// `baseline` (a named baseline of this runner) or `previous_run`.
+    /// `baseline` (a named baseline of this runner), `run` (a run named by id) or
+    /// `previous_run`.
     kind: &'static str,
     /// The baseline's name.
     name: Option<String>,
     /// The base run's id.
     run_id: String,
+}
+
+/// What `head` is compared with: the run or baseline named `base`; without a name, the
+/// `main` baseline of its runner, else the latest earlier run of its suite on its runner.
+fn resolve_base(
+    framework: &BenchmarkingFramework,
+    head: &Run,
+    base: Option<&str>,
+) -> Result<Option<(BaseRef, Run)>> {
+    let store = baselines(framework.config());
+    let db = framework.historical_data();
+    let fingerprint = &head.runner.fingerprint;
+    let baseline = |name: &str, run: Run| BaseRef {
+        kind: "baseline",
+        name: Some(name.to_owned()),
+        run_id: run.id.clone(),
+    };
+    Ok(match base {
+        Some(name) => match store.load_for_suite(fingerprint, name, &head.suite) {
+            Ok(run) => Some((baseline(name, run.clone()), run)),
+            Err(BaselineError::NotFound { .. }) => {
+                let run = db.load(name).with_context(|| {
+                    format!("`{name}` is neither a baseline of runner {fingerprint} nor a run")
+                })?;
+                Some((
+                    BaseRef {
+                        kind: "run",
+                        name: None,
+                        run_id: run.id.clone(),
+                    },
+                    run,
+                ))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        // This runner's `main` serves the suite it measured; other suites fall back to
+        // their previous run.
+        None => match store.load_for_suite(fingerprint, "main", &head.suite) {
+            Ok(run) => Some((baseline("main", run.clone()), run)),
+            Err(
+                BaselineError::NotFound { .. }
+                | BaselineError::OtherRunner { .. }
+                | BaselineError::OtherSuite { .. },
+            ) => {
+                let (previous, _) = db.latest_before(&head.suite, fingerprint, &head.id)?;
+                previous.map(|run| {
+                    (
+                        BaseRef {
+                            kind: "previous_run",
+                            name: None,
+                            run_id: run.id.clone(),
+                        },
+                        run,
+                    )
+                })
+            }
+            Err(e) => return Err(e.into()),
+        },
+    })
 }
 
 /// The exit code of `perflab run --fail-on-regression` when a regression is confirmed.
@@ -114,45 +181,8 @@ fn after_run(
     args: &RunArgs,
 ) -> Result<ExitCode> {
     let head = &report.run;
-    let store = baselines(framework.config());
-    let fingerprint = &head.runner.fingerprint;
-    let named = match args.baseline.as_deref() {
-        Some(name) => Some((
-            name.to_owned(),
-            store.load_for_suite(fingerprint, name, &head.suite)?,
-        )),
-        // This runner's `main` serves the suite it measured; other suites fall back to
-        // their previous run.
-        None => match store.load_for_suite(fingerprint, "main", &head.suite) {
-            Ok(run) => Some(("main".to_owned(), run)),
-            Err(
-                BaselineError::NotFound { .. }
-                | BaselineError::OtherRunner { .. }
-                | BaselineError::OtherSuite { .. },
-            ) => None,
-            Err(e) => return Err(e.into()),
-        },
-    };
-    let comparison = framework.compare_runs_blocking(head, named.as_ref().map(|(_, run)| run))?;
-    let (base_ref, base) = match (named, &comparison.baseline_run_id) {
-        (Some((name, run)), _) => (
-            Some(BaseRef {
-                kind: "baseline",
-                name: Some(name),
-                run_id: run.id.clone(),
-            }),
-            Some(run),
-        ),
-        (None, Some(id)) => (
-            Some(BaseRef {
-                kind: "previous_run",
-                name: None,
-                run_id: id.clone(),
-            }),
-            Some(framework.historical_data().load(id)?),
-        ),
-        (None, None) => (None, None),
-    };
+    let (base_ref, base) = resolve_base(framework, head, args.baseline.as_deref())?.unzip();
+    let comparison = framework.compare_runs_blocking(head, base.as_ref())?;
     let regressions = comparison.regressions();
     let confirmation = match &base {
         Some(base) if (args.confirm || args.fail_on_regression) && !regressions.is_empty() => {
@@ -182,7 +212,7 @@ fn after_run(
                 run_id,
                 ..
             }) => println!("compared with baseline `{name}` (run {run_id})"),
-            Some(BaseRef { run_id, .. }) => println!("compared with the previous run {run_id}"),
+            Some(BaseRef { run_id, .. }) => println!("compared with run {run_id}"),
             None => {
                 println!("no earlier run of this suite on this runner: nothing to compare with")
             }
@@ -313,6 +343,138 @@ fn analyze(args: &AnalyzeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn report(config: FrameworkConfig, args: &ReportArgs) -> Result<ExitCode> {
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| config.workspace_root.join("reports").join("site"));
+    let framework = BenchmarkingFramework::new(config);
+    let site = write_site(&framework, &out, args.max_runs, args.run.as_deref())?;
+    println!("report: {}", site.index.display());
+    let focus = match &args.run {
+        Some(id) => site
+            .runs
+            .iter()
+            .find(|(run, _)| run.starts_with(id.as_str())),
+        None => site.runs.first(),
+    };
+    if let Some((id, page)) = focus {
+        println!("run {id}: {}", page.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The Markdown summary of `source`'s run against its base.
+fn summarize(framework: &BenchmarkingFramework, source: &SummarySource) -> Result<String> {
+    let db = framework.historical_data();
+    let head = match &source.run {
+        Some(id) => db.load(id)?,
+        None => {
+            let latest = db
+                .list()?
+                .runs
+                .pop()
+                .with_context(|| format!("no runs in {} to summarize", db.dir().display()))?;
+            db.load(&latest.id)?
+        }
+    };
+    let base = resolve_base(framework, &head, source.base.as_deref())?.map(|(_, run)| run);
+    let comparison = framework.compare_runs_blocking(&head, base.as_ref())?;
+    let options = SummaryOptions {
+        report_url: source.report_url.clone(),
+        ..SummaryOptions::default()
+    };
+    Ok(markdown_summary(&comparison, &head, &options))
+}
+
+fn summary(config: FrameworkConfig, args: &SummaryArgs) -> Result<ExitCode> {
+    let framework = BenchmarkingFramework::new(config);
+    let markdown = summarize(&framework, &args.source)?;
+    match &args.out {
+        Some(path) => {
+            perflab::write_file_atomically(path, markdown.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("summary: {}", path.display());
+        }
+        None => print!("{markdown}"),
+    }
+    if let Some(path) = append_step_summary(&markdown).context("writing the job summary")? {
+        eprintln!("job summary: {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn comment(config: FrameworkConfig, args: &CommentArgs) -> Result<ExitCode> {
+    let markdown = match &args.summary {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the summary {}", path.display()))?,
+        None => summarize(&BenchmarkingFramework::new(config), &args.source)?,
+    };
+    // A summary file from elsewhere may be longer than GitHub takes: cut it with a note.
+    let body = with_marker(&fit_to_limit(
+        &markdown,
+        SummaryOptions::default().max_chars,
+    ));
+    if args.dry_run {
+        print!("{body}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let target = CommentTarget::from_env(args.pr, args.repo.as_deref())?;
+    let comment = StickyComment::new(GithubToken::from_env()?, target)?;
+    let outcome = comment.upsert_blocking(&body)?;
+    let action = match outcome.action {
+        CommentAction::Created => "created",
+        CommentAction::Updated => "updated",
+    };
+    println!(
+        "{action} comment {}: {} ({} retries)",
+        outcome.id, outcome.url, outcome.retries
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(config: FrameworkConfig, args: &ExportArgs) -> Result<ExitCode> {
+    let db = HistoricalDatabase::new(config.history_dir.clone());
+    let format = ExportFormat::parse(&args.format)
+        .with_context(|| format!("unknown export format `{}`", args.format))?;
+    let runs = if args.all {
+        let listing = db.list()?;
+        listing
+            .runs
+            .iter()
+            .map(|r| db.load(&r.id))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let id = match &args.run {
+            Some(id) => id.clone(),
+            None => {
+                db.list()?
+                    .runs
+                    .pop()
+                    .with_context(|| format!("no runs in {} to export", db.dir().display()))?
+                    .id
+            }
+        };
+        vec![db.load(&id)?]
+    };
+    let bytes = export_runs(&runs, format)?;
+    match &args.out {
+        Some(path) => {
+            perflab::write_file_atomically(path, &bytes)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("exported {} run(s) to {}", runs.len(), path.display());
+        }
+        None if format == ExportFormat::Parquet => {
+            bail!("parquet is binary: name a file with --out")
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(&bytes)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn default_history(workspace: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("perflab").join("history"),
@@ -349,7 +511,7 @@ fn ingest(config: FrameworkConfig, args: IngestArgs) -> Result<ExitCode> {
     }
     let framework = BenchmarkingFramework::new(config);
     let history_file = framework.historical_data().append(&run)?;
-    let targets = framework.generate_performance_report(&run)?.targets;
+    let targets = framework.performance_table(&run)?.targets;
     let report = SuiteReport {
         run,
         targets,
@@ -365,7 +527,7 @@ fn ingest(config: FrameworkConfig, args: IngestArgs) -> Result<ExitCode> {
 }
 
 fn print_report(framework: &BenchmarkingFramework, report: &SuiteReport) -> Result<()> {
-    let mut table = framework.generate_performance_report(&report.run)?;
+    let mut table = framework.performance_table(&report.run)?;
     table.targets.clone_from(&report.targets);
     print!("{}", table.render_table());
     println!();
@@ -431,10 +593,7 @@ fn show_run(config: FrameworkConfig, run: &Run, json: bool) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(run)?);
     } else {
         let framework = BenchmarkingFramework::new(config);
-        print!(
-            "{}",
-            framework.generate_performance_report(run)?.render_table()
-        );
+        print!("{}", framework.performance_table(run)?.render_table());
     }
     Ok(())
 }

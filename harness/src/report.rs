@@ -1,5 +1,5 @@
 //! The performance report of one run: rows with ratios to anchors and target verdicts,
-//! rendered as a plain terminal table (HTML and Markdown come in later issues).
+//! rendered as a plain terminal table (the HTML site and the Markdown summary reuse its rows).
 
 use std::fmt::Write as _;
 
@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ReportError;
 use crate::fingerprint::RunnerInfo;
+use crate::plot::ReportPlots;
 use crate::schema::{Failure, GitInfo, PERFLAB_SUBJECT, Run, Skipped};
 use crate::suite::{TargetOutcome, TargetStatus};
 
@@ -31,6 +32,10 @@ pub struct PerformanceReport {
     pub failures: Vec<Failure>,
     /// What was skipped.
     pub skipped: Vec<Skipped>,
+    /// The plots, when the report was made with them
+    /// ([`crate::BenchmarkingFramework::generate_performance_report`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plots: Option<ReportPlots>,
 }
 
 /// One measurement in the report.
@@ -59,6 +64,38 @@ pub struct AnchorRatio {
     pub anchor: String,
     /// The ratio.
     pub ratio: f64,
+}
+
+impl ReportRow {
+    /// The anchor ratios in words: `0.412x vs opool, …` for `perflab`, `perflab 0.412x` for
+    /// an anchor, `-` without any.
+    pub fn ratio_text(&self) -> String {
+        let parts: Vec<String> = self
+            .ratios
+            .iter()
+            .map(|a| {
+                if self.subject == PERFLAB_SUBJECT {
+                    format!("{}x vs {}", fmt_ratio(a.ratio), a.anchor)
+                } else {
+                    format!("perflab {}x", fmt_ratio(a.ratio))
+                }
+            })
+            .collect();
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// The target verdicts of this row joined with `; `, or `-`.
+    pub fn targets_text(&self) -> String {
+        if self.targets.is_empty() {
+            "-".into()
+        } else {
+            self.targets.join("; ")
+        }
+    }
 }
 
 impl PerformanceReport {
@@ -147,6 +184,7 @@ impl PerformanceReport {
             targets,
             failures: run.failures.clone(),
             skipped: run.skipped.clone(),
+            plots: None,
         })
     }
 
@@ -190,30 +228,13 @@ impl PerformanceReport {
             .rows
             .iter()
             .map(|r| {
-                let ratio = if r.subject == PERFLAB_SUBJECT {
-                    r.ratios
-                        .iter()
-                        .map(|a| format!("{}x vs {}", fmt_ratio(a.ratio), a.anchor))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                } else {
-                    r.ratios
-                        .iter()
-                        .map(|a| format!("perflab {}x", fmt_ratio(a.ratio)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
                 [
                     r.scenario.clone(),
                     r.subject.clone(),
                     r.metric.clone(),
                     format_value(r.value, &r.unit),
-                    if ratio.is_empty() { "-".into() } else { ratio },
-                    if r.targets.is_empty() {
-                        "-".into()
-                    } else {
-                        r.targets.join("; ")
-                    },
+                    r.ratio_text(),
+                    r.targets_text(),
                 ]
             })
             .collect();

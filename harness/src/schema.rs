@@ -287,8 +287,11 @@ impl MetricSpec {
             "instructions" => ("instructions", Direction::Lower),
             "estimated_cycles" => ("cycles", Direction::Lower),
             "throughput" => ("ops/s", Direction::Higher),
-            "hit_ratio" => ("ratio", Direction::Higher),
+            "hit_ratio" | "hit_ratio_l1" | "hit_ratio_l2" | "hit_ratio_l3" => {
+                ("ratio", Direction::Higher)
+            }
             "errors" => ("count", Direction::Lower),
+            "disk_bytes_written" | "memory_bytes" => ("bytes", Direction::Lower),
             _ => return None,
         };
         Some(Self { unit, direction })

@@ -29,6 +29,70 @@ pub const HARNESS_SCENARIOS: [(&str, &str); 2] = [
     ("harness/analyze/points100k", "analysis"),
 ];
 
+/// One cache scenario: `(id, engine, bench target, subjects, needs redis)`.
+pub type CacheScenario = (
+    &'static str,
+    Engine,
+    Option<&'static str>,
+    &'static [&'static str],
+    bool,
+);
+
+/// The cache scenarios. `perflab` is
+/// the multi-level cache; `moka`, `foyer` and `redis` are the raw anchors; `fixed_short` and
+/// `fixed_long` are the cache with fixed TTLs instead of TTL prediction.
+pub const CACHE_SCENARIOS: [CacheScenario; 7] = [
+    (
+        "cache/l1_get/hit",
+        Engine::Criterion,
+        Some("cache"),
+        &["perflab", "moka"],
+        false,
+    ),
+    (
+        "cache/l2_get/hit",
+        Engine::Criterion,
+        Some("cache"),
+        &["perflab", "redis"],
+        true,
+    ),
+    (
+        "cache/zipf_mix/l1_l3",
+        Engine::Load,
+        None,
+        &["perflab", "moka", "foyer"],
+        false,
+    ),
+    (
+        "cache/zipf_mix/l1_l2_l3",
+        Engine::Load,
+        None,
+        &["perflab", "redis"],
+        true,
+    ),
+    (
+        "cache/write_policy/write_through",
+        Engine::Load,
+        None,
+        &["perflab"],
+        false,
+    ),
+    (
+        "cache/write_policy/l3_on_evict",
+        Engine::Load,
+        None,
+        &["perflab"],
+        false,
+    ),
+    (
+        "cache/ttl_prediction/hot_and_one_hit",
+        Engine::Load,
+        None,
+        &["perflab", "fixed_short", "fixed_long"],
+        false,
+    ),
+];
+
 /// The measurement engine that runs a scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,6 +162,20 @@ pub fn catalog() -> Vec<Scenario> {
             package: SCENARIOS_PACKAGE.to_owned(),
             subjects: strings(&VMM_SUBJECTS),
             requires: vec![Requirement::Cpu],
+        });
+    }
+    for (id, engine, bench, subjects, redis) in CACHE_SCENARIOS {
+        out.push(Scenario {
+            id: id.to_owned(),
+            engine,
+            bench: bench.map(str::to_owned),
+            package: SCENARIOS_PACKAGE.to_owned(),
+            subjects: strings(subjects),
+            requires: if redis {
+                vec![Requirement::Cpu, Requirement::Redis]
+            } else {
+                vec![Requirement::Cpu]
+            },
         });
     }
     for (id, bench) in HARNESS_SCENARIOS {

@@ -8,6 +8,7 @@ mod bmf;
 mod catalog;
 mod error;
 mod load;
+mod redis_server;
 
 pub use bmf::{Bmf, Measure};
 pub use catalog::{
@@ -16,3 +17,4 @@ pub use catalog::{
 };
 pub use error::ScenarioError;
 pub use load::{LatencySummary, LoadOptions, LoadOutcome, percentile_bounds, run_load};
+pub use redis_server::RedisService;

@@ -55,6 +55,55 @@ enum Task {
         #[arg(long)]
         json: bool,
     },
+    /// Write the static HTML report under reports/site/ and print its path.
+    Report {
+        /// A run that must have a page (id or unique prefix).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// Open the report in the desktop's browser.
+        #[arg(long)]
+        open: bool,
+    },
+    /// Print the Markdown summary of a run (also to $GITHUB_STEP_SUMMARY when set).
+    Summary {
+        #[command(flatten)]
+        source: SummarySource,
+        /// Write the Markdown to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Post or update perflab's one comment on a pull request (GITHUB_TOKEN).
+    Comment {
+        /// Pull request number (default: from the GitHub Actions event).
+        #[arg(long, value_name = "N")]
+        pr: Option<u64>,
+        /// Repository OWNER/NAME (default: $GITHUB_REPOSITORY).
+        #[arg(long, value_name = "OWNER/NAME")]
+        repo: Option<String>,
+        /// Print the comment instead of posting it.
+        #[arg(long)]
+        dry_run: bool,
+        /// Post this Markdown file instead of summarizing a run.
+        #[arg(long, value_name = "FILE")]
+        summary: Option<PathBuf>,
+        #[command(flatten)]
+        source: SummarySource,
+    },
+    /// Export runs as BMF (for Bencher), CSV or Parquet.
+    Export {
+        /// bmf, csv or parquet.
+        #[arg(long, value_name = "FORMAT")]
+        format: String,
+        /// The run (default: the latest).
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
+        /// Every run of the history (csv, parquet).
+        #[arg(long)]
+        all: bool,
+        /// Output file (default: stdout; required for parquet).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Run the workspace's tests (unit, integration and doc tests).
     Test,
     /// Check the tools perflab needs, install those it can (gungraun runner), print the rest.
@@ -107,6 +156,36 @@ struct BenchArgs {
     json: bool,
 }
 
+/// Which run a summary or comment is about.
+#[derive(Debug, Args)]
+struct SummarySource {
+    /// The head run (default: the latest).
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
+    /// The base run or baseline (default: `main` of the head's runner, else the previous run).
+    #[arg(long, value_name = "RUN|BASELINE")]
+    base: Option<String>,
+    /// Link to the HTML report.
+    #[arg(long, value_name = "URL")]
+    report_url: Option<String>,
+}
+
+impl SummarySource {
+    fn args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, value) in [
+            ("--run", &self.run),
+            ("--base", &self.base),
+            ("--report-url", &self.report_url),
+        ] {
+            if let Some(v) = value {
+                out.extend([flag.to_owned(), v.clone()]);
+            }
+        }
+        out
+    }
+}
+
 /// The exit code of `perflab run --fail-on-regression` when a regression is confirmed.
 const EXIT_REGRESSION: i32 = 3;
 
@@ -149,6 +228,57 @@ fn main() -> Result<()> {
             }
             if json {
                 cmd.arg("--json");
+            }
+            run(&mut cmd)
+        }
+        Task::Report { run, open } => report(&root, run.as_deref(), open),
+        Task::Summary { source, out } => {
+            let mut cmd = perflab(&root)?;
+            cmd.arg("summary").args(source.args());
+            if let Some(out) = out {
+                cmd.arg("--out").arg(out);
+            }
+            run(&mut cmd)
+        }
+        Task::Comment {
+            pr,
+            repo,
+            dry_run,
+            summary,
+            source,
+        } => {
+            let mut cmd = perflab(&root)?;
+            cmd.arg("comment").args(source.args());
+            if let Some(pr) = pr {
+                cmd.args(["--pr", &pr.to_string()]);
+            }
+            if let Some(repo) = repo {
+                cmd.args(["--repo", &repo]);
+            }
+            if dry_run {
+                cmd.arg("--dry-run");
+            }
+            if let Some(summary) = summary {
+                cmd.arg("--summary").arg(summary);
+            }
+            run(&mut cmd)
+        }
+        Task::Export {
+            format,
+            run: id,
+            all,
+            out,
+        } => {
+            let mut cmd = perflab(&root)?;
+            cmd.args(["export", "--format", &format]);
+            if let Some(id) = id {
+                cmd.args(["--run", &id]);
+            }
+            if all {
+                cmd.arg("--all");
+            }
+            if let Some(out) = out {
+                cmd.arg("--out").arg(out);
             }
             run(&mut cmd)
         }
@@ -216,12 +346,48 @@ fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
             _ => bail!("{cmd:?} failed: {status}"),
         }
     }
+    // The report of what just ran (and of earlier runs), whatever the verdicts.
+    let mut cmd = Command::new(&perflab);
+    cmd.current_dir(root).arg("report");
+    if let Some(history) = &args.history {
+        cmd.arg("--history").arg(history);
+    }
+    if args.json {
+        // Keep stdout one JSON document per suite.
+        cmd.stdout(std::process::Stdio::from(std::io::stderr()));
+    }
+    run(&mut cmd)?;
     if !regressed.is_empty() {
         eprintln!(
             "confirmed regressions in suite(s): {}",
             regressed.join(", ")
         );
         std::process::exit(EXIT_REGRESSION);
+    }
+    Ok(())
+}
+
+/// Writes the HTML report; with `open`, shows it in the desktop's browser.
+fn report(root: &Path, run_id: Option<&str>, open: bool) -> Result<()> {
+    let mut cmd = perflab(root)?;
+    cmd.arg("report");
+    if let Some(id) = run_id {
+        cmd.args(["--run", id]);
+    }
+    run(&mut cmd)?;
+    if open {
+        let index = root.join("reports").join("site").join("index.html");
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        if let Err(e) = Command::new(opener).arg(&index).status() {
+            eprintln!(
+                "cannot start `{opener}` ({e}): open {} yourself",
+                index.display()
+            );
+        }
     }
     Ok(())
 }

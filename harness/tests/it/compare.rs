@@ -80,7 +80,7 @@ fn instructions(value: f64) -> Measurement {
 
 /// Run number `i` (ids and timestamps increase with `i`) on runner `cpu`: wall time of
 /// `memory/a` at `a`, of `memory/b` at 50, and instructions at `ir`.
-fn make_run(rng: &mut Xoshiro256PlusPlus, i: i64, cpu: &str, a: f64, ir: f64) -> Run {
+pub(crate) fn make_run(rng: &mut Xoshiro256PlusPlus, i: i64, cpu: &str, a: f64, ir: f64) -> Run {
     let mut run = Run::new("memory", runner(cpu), GitInfo::default());
     let t = OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap() + Duration::minutes(i);
     run.timestamp = t;
@@ -104,7 +104,7 @@ fn steady_history(db: &HistoricalDatabase, rng: &mut Xoshiro256PlusPlus, cpu: &s
         .collect()
 }
 
-fn framework(history: &Path) -> BenchmarkingFramework {
+pub(crate) fn framework(history: &Path) -> BenchmarkingFramework {
     let mut config = FrameworkConfig::new(history);
     config.history_dir = history.to_owned();
     BenchmarkingFramework::new(config)
@@ -437,7 +437,11 @@ fn cli_baseline_show_and_delete_act_on_this_runner() {
 
 /// 30 runs on runner `cpu` with commits: `memory/a` steps 100 -> 115 at run 20, `memory/b`
 /// stays at 50, instructions step by 1% at run 15. Returns the runs, oldest first.
-fn stepped_history(db: &HistoricalDatabase, rng: &mut Xoshiro256PlusPlus, cpu: &str) -> Vec<Run> {
+pub(crate) fn stepped_history(
+    db: &HistoricalDatabase,
+    rng: &mut Xoshiro256PlusPlus,
+    cpu: &str,
+) -> Vec<Run> {
     (0..30_i64)
         .map(|i| {
             let a = if i < 20 { 100.0 } else { 115.0 };

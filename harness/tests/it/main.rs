@@ -3,6 +3,8 @@
 //! modules.
 
 mod compare;
+mod github;
+mod report;
 mod stats;
 
 use std::fs;
@@ -656,10 +658,14 @@ async fn run_suite_end_to_end_with_a_failing_engine() {
     assert_eq!(first.baseline_run_id, None);
     assert!(first.entries.iter().all(|e| e.verdict == Verdict::Skipped));
 
-    let table = fw
-        .generate_performance_report(&second.run)
+    // The report with plots compares with history (Polars): off the runtime's thread.
+    let (fw2, head) = (fw.clone(), second.run.clone());
+    let report = tokio::task::spawn_blocking(move || fw2.generate_performance_report(&head))
+        .await
         .unwrap()
-        .render_table();
+        .unwrap();
+    assert!(report.plots.is_some());
+    let table = report.render_table();
     assert!(
         table.contains("memory/pool_cycle_ir/kib1 (callgrind): `GUNGRAUN_HOME="),
         "{table}"

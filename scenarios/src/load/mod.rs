@@ -1,5 +1,6 @@
 //! Load scenarios: multi-metric runs (throughput, latency percentiles) that emit BMF.
 
+mod cache;
 mod stats;
 mod vmm;
 
@@ -45,6 +46,14 @@ pub fn run_load(filter: Option<&Regex>, opts: LoadOptions) -> Result<LoadOutcome
         .collect();
     if !vmm_ids.is_empty() {
         vmm::run(&vmm_ids, opts, &mut outcome)?;
+    }
+    let cache_ids: Vec<&str> = selected
+        .iter()
+        .map(String::as_str)
+        .filter(|id| id.starts_with("cache/"))
+        .collect();
+    if !cache_ids.is_empty() {
+        cache::run(&cache_ids, opts, &mut outcome)?;
     }
     Ok(outcome)
 }
