@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ComparisonError;
 use crate::history::{HistoryChange, MetricHistory, read_histories};
 use crate::report::format_value;
-use crate::schema::{Direction, Measurement, Run};
+use crate::schema::{Direction, Measurement, Run, short_commit};
 use crate::stats::{
     AbSamples, Evidence, MetricKind, NoiseThreshold, ThresholdSource, Verdict, VerdictConfig,
     ab_verdicts, noise_threshold,
@@ -479,10 +479,7 @@ impl HistoricalComparison {
                     "  {}: from run {} (commit {}, point {} of {}): {} -> {} ({})",
                     c.key,
                     located.run_id.as_deref().unwrap_or("?"),
-                    located
-                        .commit
-                        .as_deref()
-                        .map_or("unknown", |c| &c[..c.len().min(10)]),
+                    located.commit.as_deref().map_or("unknown", short_commit),
                     located.change.index,
                     c.n,
                     format_value(located.change.before_mean, unit),

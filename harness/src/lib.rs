@@ -63,7 +63,7 @@ pub use report::{AnchorRatio, PerformanceReport, ReportRow, format_value};
 pub use schema::{
     Direction, Engine, Failure, GitInfo, Measurement, MetricSpec, PERFLAB_SUBJECT, Run,
     SCHEMA_VERSION, Skipped, format_timestamp, is_run_id, is_scenario_id, is_subject, new_run_id,
-    parse_timestamp,
+    parse_timestamp, short_commit,
 };
 pub use site::{DEFAULT_MAX_RUNS, Site, scenario_file, write_site};
 pub use stats::{

@@ -12,8 +12,8 @@ use perflab::{
     CommentAction, CommentTarget, Confirmation, ExportFormat, FrameworkConfig, GithubToken,
     HistoricalComparison, HistoricalDatabase, Regression, Run, RunnerInfo, StickyComment,
     SuiteReport, SummaryOptions, analyze_file, append_step_summary, detect_git, export_runs,
-    fit_to_limit, ingest_bmf, ingest_criterion, ingest_gungraun, markdown_summary, with_marker,
-    write_site,
+    fit_to_limit, ingest_bmf, ingest_criterion, ingest_gungraun, markdown_summary, short_commit,
+    with_marker, write_site,
 };
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
@@ -551,10 +551,7 @@ fn history_cmd(config: FrameworkConfig, command: HistoryCommand) -> Result<ExitC
                     "run", "timestamp", "suite", "runner", "commit", "results", "failed", "skipped"
                 );
                 for r in &listing.runs {
-                    let commit = r
-                        .git_commit
-                        .as_deref()
-                        .map_or("-", |c| &c[..c.len().min(10)]);
+                    let commit = r.git_commit.as_deref().map_or("-", short_commit);
                     println!(
                         "{:<27}  {:<24}  {:<12}  {:<16}  {:<10}  {:>7}  {:>6}  {:>7}",
                         r.id,

@@ -11,7 +11,7 @@ use std::io::{self, Write as _};
 use std::path::PathBuf;
 
 use crate::compare::{HistoricalComparison, MetricComparison};
-use crate::schema::Run;
+use crate::schema::{Run, short_commit};
 use crate::stats::Verdict;
 
 /// GitHub's limit on a comment body, in characters.
@@ -65,7 +65,7 @@ pub fn markdown_summary(
         .git
         .commit
         .as_deref()
-        .map_or_else(String::new, |c| format!(" (commit `{}`)", short(c)));
+        .map_or_else(String::new, |c| format!(" (commit `{}`)", short_commit(c)));
     let _ = writeln!(
         head_text,
         "Head run `{}`{commit} against base run `{}`.\n",
@@ -97,7 +97,7 @@ pub fn markdown_summary(
                 c.change
                     .commit
                     .as_deref()
-                    .map_or_else(|| "-".to_owned(), |c| format!("`{}`", short(c))),
+                    .map_or_else(|| "-".to_owned(), |c| format!("`{}`", short_commit(c))),
                 c.change
                     .change
                     .relative_change
@@ -231,10 +231,6 @@ fn cell(text: &str) -> String {
     out
 }
 
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
-}
-
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
@@ -252,10 +248,8 @@ mod tests {
     }
 
     #[test]
-    fn plurals_and_short_commits() {
+    fn plurals() {
         assert_eq!(plural(1, "row", "rows"), "row");
         assert_eq!(plural(0, "row", "rows"), "rows");
-        assert_eq!(short("0123456789abcdef"), "0123456789");
-        assert_eq!(short("abc"), "abc");
     }
 }

@@ -347,6 +347,15 @@ pub fn is_subject(s: &str) -> bool {
             .all(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_'))
 }
 
+/// The first 10 characters of a commit id, as reports show it (whole when shorter; cut at a
+/// character boundary, so a foreign non-hex id cannot split a character).
+pub fn short_commit(commit: &str) -> &str {
+    commit
+        .char_indices()
+        .nth(10)
+        .map_or(commit, |(end, _)| &commit[..end])
+}
+
 /// Formats a timestamp as RFC 3339 (UTC).
 pub fn format_timestamp(t: OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
@@ -369,6 +378,13 @@ fn now_millis() -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_commits_cut_at_characters() {
+        assert_eq!(short_commit("0123456789abcdef"), "0123456789");
+        assert_eq!(short_commit("abc"), "abc");
+        assert_eq!(short_commit("ééééééééééé"), "éééééééééé");
+    }
     use crate::fingerprint::{RunnerFacts, RunnerInfo};
 
     fn runner() -> RunnerInfo {

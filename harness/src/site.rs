@@ -22,7 +22,7 @@ use crate::framework::BenchmarkingFramework;
 use crate::history::{MetricHistory, read_histories, segment_all};
 use crate::plot::{Figure, HistoryPlot, ReportPlots, history_svg};
 use crate::report::format_value;
-use crate::schema::Run;
+use crate::schema::{Run, short_commit};
 use crate::stats::{ChangePointConfig, Verdict};
 use crate::store::{RunSummary, scan_history};
 use crate::suite::TargetStatus;
@@ -176,11 +176,11 @@ fn render_all(
         None => Vec::new(),
     };
     let shown_runs: Vec<&str> = runs.iter().map(String::as_str).collect();
-    let mut by_scenario: BTreeMap<&str, Vec<&MetricHistory>> = BTreeMap::new();
-    for h in &histories {
+    let mut by_scenario: BTreeMap<String, Vec<MetricHistory>> = BTreeMap::new();
+    for h in histories {
         if h.runs.iter().any(|r| shown_runs.contains(&r.id.as_str())) {
             by_scenario
-                .entry(h.key.scenario.as_str())
+                .entry(h.key.scenario.clone())
                 .or_default()
                 .push(h);
         }
@@ -407,7 +407,17 @@ fn run_page(
                 verdict: entry.map_or("skipped", |e| e.verdict.as_str()),
                 ratio: r.ratio_text(),
                 targets: r.targets_text(),
-                target_class: target_class(&r.targets),
+                target_class: target_class(
+                    report
+                        .targets
+                        .iter()
+                        .filter(|t| {
+                            t.scenario.as_deref() == Some(r.scenario.as_str())
+                                && t.subject == r.subject
+                                && t.metric == r.metric
+                        })
+                        .map(|t| &t.status),
+                ),
             }
         })
         .collect();
@@ -427,11 +437,7 @@ fn run_page(
             requirement: t.requirement.clone(),
             observed: t.observed.map_or_else(|| "-".into(), |x| format!("{x:.3}")),
             status: t.verdict().to_owned(),
-            class: match t.status {
-                TargetStatus::Met => "met",
-                TargetStatus::Missed => "missed",
-                _ => "",
-            },
+            class: target_class(std::iter::once(&t.status)),
             reason: t.reason.clone().unwrap_or_default(),
         })
         .collect();
@@ -479,26 +485,22 @@ fn run_page(
 
 fn scenario_page(
     scenario: &str,
-    series: &[&MetricHistory],
+    series: &[MetricHistory],
     baselines: &BaselineStore,
     main_baselines: &mut HashMap<String, Option<Run>>,
 ) -> Result<ScenarioPage, SiteError> {
-    let owned: Vec<MetricHistory> = series.iter().map(|h| (*h).clone()).collect();
-    let segmented = segment_all(&owned, &ChangePointConfig::default())
+    let segmented = segment_all(series, &ChangePointConfig::default())
         .map_err(|e| SiteError::History(e.to_string()))?;
-    let mut views = Vec::with_capacity(owned.len());
-    for (h, (segmentation, located)) in owned.iter().zip(segmented) {
-        let baseline_run = main_baselines
+    let mut views = Vec::with_capacity(series.len());
+    for (h, (segmentation, located)) in series.iter().zip(segmented) {
+        let in_baseline = main_baselines
             .entry(h.fingerprint.clone())
-            .or_insert_with(|| baselines.load(&h.fingerprint, "main").ok());
-        let baseline = baseline_run
+            .or_insert_with(|| baselines.load(&h.fingerprint, "main").ok())
             .as_ref()
-            .and_then(|r| r.measurement(&h.key.scenario, &h.key.subject, &h.key.metric))
-            .map(|m| m.value);
-        let unit = baseline_run
-            .as_ref()
-            .and_then(|r| r.measurement(&h.key.scenario, &h.key.subject, &h.key.metric))
-            .map_or_else(|| unit_of(&h.key.metric).to_owned(), |m| m.unit.clone());
+            .and_then(|r| r.measurement(&h.key.scenario, &h.key.subject, &h.key.metric));
+        let baseline = in_baseline.map(|m| m.value);
+        let unit =
+            in_baseline.map_or_else(|| unit_of(&h.key.metric).to_owned(), |m| m.unit.clone());
         let values: Vec<f64> = h.values.iter().copied().filter(|v| v.is_finite()).collect();
         if values.is_empty() {
             continue;
@@ -561,16 +563,15 @@ fn unit_of(metric: &str) -> &'static str {
     crate::schema::MetricSpec::known(metric).map_or("", |s| s.unit)
 }
 
-fn target_class(targets: &[String]) -> &'static str {
-    if targets.iter().any(|t| t.starts_with("MISSED")) {
-        "missed"
-    } else if targets.iter().any(|t| t.starts_with("met")) {
-        "met"
-    } else {
-        ""
-    }
+/// The CSS class of the targets bounding one row: `missed` when any is missed, else `met`
+/// when any is met.
+fn target_class<'a>(statuses: impl Iterator<Item = &'a TargetStatus>) -> &'static str {
+    statuses.fold("", |class, status| match (class, status) {
+        ("missed", _) | (_, TargetStatus::Missed) => "missed",
+        (_, TargetStatus::Met) => "met",
+        (class, _) => class,
+    })
 }
-
 /// The file of a scenario's page: its id with `/` spelled `--` (ids have no other
 /// character that a file name cannot hold).
 pub fn scenario_file(id: &str) -> String {
@@ -578,7 +579,7 @@ pub fn scenario_file(id: &str) -> String {
 }
 
 fn short(commit: Option<&str>) -> String {
-    commit.map_or_else(|| "-".into(), |c| c[..c.len().min(10)].to_owned())
+    commit.map_or("-", short_commit).to_owned()
 }
 
 fn write(path: &Path, html: &str) -> Result<(), SiteError> {

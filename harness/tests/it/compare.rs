@@ -2,50 +2,19 @@
 
 use std::path::Path;
 
-use crate::perflab;
+use crate::{median, normal, perflab, runner};
 use perflab::{
     AnalyzeOptions, BenchmarkingFramework, ComparisonError, Direction, FrameworkConfig, GitInfo,
-    HistoricalDatabase, Measurement, Run, RunnerFacts, RunnerInfo, ThresholdSource, Verdict,
-    analyze_file, new_run_id,
+    HistoricalDatabase, Measurement, Run, RunnerInfo, ThresholdSource, Verdict, analyze_file,
+    new_run_id,
 };
+use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
 use time::{Duration, OffsetDateTime};
 
 const NOISE: f64 = 0.02;
 const SAMPLES: usize = 30;
 const HISTORY_RUNS: usize = 10;
-
-fn runner(cpu: &str) -> RunnerInfo {
-    RunnerInfo::from_facts(RunnerFacts {
-        cpu_model: cpu.into(),
-        cpu_cores: 2,
-        memory_gib: 8,
-        os: "Linux".into(),
-        kernel: "6.8".into(),
-        rustc: "rustc 1.95.0".into(),
-        target: "x86_64-unknown-linux-gnu".into(),
-        gpu: None,
-    })
-}
-
-/// Standard normal (Box-Muller).
-fn normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        f64::midpoint(v[n / 2 - 1], v[n / 2])
-    }
-}
 
 fn wall_time(rng: &mut Xoshiro256PlusPlus, scenario: &str, center: f64) -> Measurement {
     let samples: Vec<f64> = (0..SAMPLES)

@@ -19,14 +19,21 @@ use perflab::{
     Measurement, Run, RunnerFacts, RunnerInfo, StoreError, SuiteError, TargetStatus, Verdict,
     ingest_bmf, ingest_criterion, ingest_gungraun,
 };
+use rand::RngExt as _;
+use rand::rngs::Xoshiro256PlusPlus;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn runner_info() -> RunnerInfo {
+    runner("Test CPU")
+}
+
+/// A runner with this CPU model (and fixed other facts).
+pub(crate) fn runner(cpu: &str) -> RunnerInfo {
     RunnerInfo::from_facts(RunnerFacts {
-        cpu_model: "Test CPU".into(),
+        cpu_model: cpu.into(),
         cpu_cores: 2,
         memory_gib: 8,
         os: "Linux".into(),
@@ -35,6 +42,24 @@ fn runner_info() -> RunnerInfo {
         target: "x86_64-unknown-linux-gnu".into(),
         gpu: None,
     })
+}
+
+/// Standard normal (Box-Muller).
+pub(crate) fn normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+pub(crate) fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        f64::midpoint(v[n / 2 - 1], v[n / 2])
+    }
 }
 
 fn find<'a>(ms: &'a [Measurement], scenario: &str, subject: &str, metric: &str) -> &'a Measurement {

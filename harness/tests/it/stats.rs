@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::perflab;
+use crate::{median, normal, perflab};
 use perflab::{
     AbSamples, ChangePointConfig, Direction, MetricKind, StatsError, Verdict, VerdictConfig,
     ab_verdicts, detect_change_points, noise_threshold,
@@ -20,13 +20,6 @@ const HISTORY_RUNS: usize = 15;
 
 fn seeded(seed: u64) -> Xoshiro256PlusPlus {
     Xoshiro256PlusPlus::seed_from_u64(seed)
-}
-
-/// Standard normal (Box-Muller).
-fn normal(rng: &mut Xoshiro256PlusPlus) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random::<f64>();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// Timing-like samples: `center` with relative Gaussian noise, and now and then (2%) a
@@ -52,17 +45,6 @@ fn timing_samples(
             }
         })
         .collect()
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_unstable_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// One simulated suite run against its base: `SCENARIOS` scenario-metrics, even ones
