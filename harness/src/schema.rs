@@ -281,16 +281,21 @@ impl MetricSpec {
     /// Unit and direction of a metric perflab knows, or `None` for a foreign one.
     pub fn known(metric: &str) -> Option<Self> {
         let (unit, direction) = match metric {
-            "wall_time" | "latency" | "latency_p50" | "latency_p99" | "latency_p999" => {
-                ("ns", Direction::Lower)
-            }
+            "wall_time"
+            | "latency"
+            | "latency_p50"
+            | "latency_p99"
+            | "latency_p999"
+            | "queue_delay_p50_high"
+            | "queue_delay_p99_high"
+            | "queue_delay_p99_low" => ("ns", Direction::Lower),
             "instructions" => ("instructions", Direction::Lower),
             "estimated_cycles" => ("cycles", Direction::Lower),
             "throughput" => ("ops/s", Direction::Higher),
             "hit_ratio" | "hit_ratio_l1" | "hit_ratio_l2" | "hit_ratio_l3" => {
                 ("ratio", Direction::Higher)
             }
-            "errors" => ("count", Direction::Lower),
+            "errors" | "dropped" | "services_initialized" => ("count", Direction::Lower),
             "disk_bytes_written" | "memory_bytes" => ("bytes", Direction::Lower),
             _ => return None,
         };

@@ -30,6 +30,15 @@ impl Measure {
             upper_value: None,
         }
     }
+
+    /// A measure with its interval: `(value, lower, upper)`, as `LatencySummary` gives them.
+    pub fn bounded((value, lower, upper): (f64, f64, f64)) -> Self {
+        Self {
+            value,
+            lower_value: Some(lower),
+            upper_value: Some(upper),
+        }
+    }
 }
 
 /// A BMF document: `"<scenario id>@<subject>" -> measure name -> measure`.

@@ -16,5 +16,7 @@ pub use catalog::{
     is_valid_scenario_id, is_valid_subject,
 };
 pub use error::ScenarioError;
-pub use load::{LatencySummary, LoadOptions, LoadOutcome, percentile_bounds, run_load};
+pub use load::{
+    LatencySummary, LoadOptions, LoadOutcome, percentile_bounds, routing_workload, run_load,
+};
 pub use redis_server::RedisService;

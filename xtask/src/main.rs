@@ -104,7 +104,7 @@ enum Task {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Run the workspace's tests (unit, integration and doc tests).
+    /// Run the workspace's tests (unit, integration and doc tests), then the loom models.
     Test,
     /// Check the tools perflab needs, install those it can (gungraun runner), print the rest.
     Setup,
@@ -392,8 +392,29 @@ fn report(root: &Path, run_id: Option<&str>, open: bool) -> Result<()> {
     Ok(())
 }
 
+/// The crates with loom model-checking tests of their lock-free parts.
+const LOOM_CRATES: [&str; 2] = ["rust-ai-ide-scheduler", "rust-ai-ide-events"];
+
 fn test(root: &Path) -> Result<()> {
-    run(cargo(root).args(["test", "--workspace", "--locked"]))
+    run(cargo(root).args(["test", "--workspace", "--locked"]))?;
+    // `--cfg perflab_loom` swaps the lock-free code's atomics for loom's, so the loom
+    // tests build apart (their own target dir) and in release (loom explores many
+    // interleavings).
+    for krate in LOOM_CRATES {
+        run(cargo(root)
+            .args([
+                "test",
+                "--locked",
+                "--release",
+                "--lib",
+                "-p",
+                krate,
+                "loom",
+            ])
+            .env("RUSTFLAGS", "--cfg perflab_loom")
+            .env("CARGO_TARGET_DIR", target_dir(root).join("loom")))?;
+    }
+    Ok(())
 }
 
 fn setup(root: &Path) -> Result<()> {

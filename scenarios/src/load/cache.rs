@@ -3,7 +3,6 @@
 //! against fixed TTLs on a trace of one-hit wonders and a hot set.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use rust_ai_ide_cache::{CacheConfig, MultiLevelCache, TtlModelConfig, WritePolic
 use super::stats::LatencySummary;
 use super::{LoadOptions, LoadOutcome};
 use crate::bmf::Measure;
-use crate::catalog::{CACHE_SCENARIOS, Engine};
+use crate::catalog::{CACHE_SCENARIOS, Engine, Requirement};
 use crate::error::ScenarioError;
 use crate::redis_server::RedisService;
 
@@ -78,26 +77,20 @@ pub(super) fn run(
     outcome: &mut LoadOutcome,
 ) -> Result<(), ScenarioError> {
     let plan = Plan::new(opts);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(THREADS)
-        .enable_all()
-        .build()
-        .map_err(|source| ScenarioError::Io {
-            path: PathBuf::from("<tokio runtime>"),
-            source,
-        })?;
+    let rt = super::tokio_runtime(THREADS)?;
     let scenarios: Vec<_> = CACHE_SCENARIOS
         .iter()
-        .filter(|(id, engine, ..)| *engine == Engine::Load && ids.contains(id))
+        .filter(|s| s.engine == Engine::Load && ids.contains(&s.id))
         .collect();
-    let redis = if scenarios.iter().any(|s| s.4) {
+    let redis = if scenarios.iter().any(|s| s.needs(Requirement::Redis)) {
         RedisService::locate()
     } else {
         Err(String::new())
     };
     let zipf = Arc::new(Zipf::new(plan.keys, 1.0));
-    for &&(id, _, _, subjects, needs_redis) in &scenarios {
-        let url = match (&redis, needs_redis) {
+    for spec in scenarios {
+        let id = spec.id;
+        let url = match (&redis, spec.needs(Requirement::Redis)) {
             (_, false) => None,
             (Ok(r), true) => Some(r.url().to_owned()),
             (Err(reason), true) => {
@@ -105,7 +98,7 @@ pub(super) fn run(
                 continue;
             }
         };
-        for &subject in subjects {
+        for &subject in spec.subjects {
             let res = if id.starts_with("cache/ttl_prediction/") {
                 rt.block_on(ttl_trace(subject, plan))
             } else {
@@ -323,19 +316,14 @@ async fn zipf_run(
     let elapsed = start.elapsed().as_secs_f64().max(f64::MIN_POSITIVE);
     let lat = LatencySummary::from_samples(&mut total.latencies_ns)
         .ok_or_else(|| "no get completed".to_owned())?;
-    let bounded = |(value, lo, hi): (f64, f64, f64)| Measure {
-        value,
-        lower_value: Some(lo),
-        upper_value: Some(hi),
-    };
     let mut m = BTreeMap::new();
     m.insert(
         "throughput".to_owned(),
         Measure::point((total.gets + total.writes) as f64 / elapsed),
     );
-    m.insert("latency_p50".to_owned(), bounded(lat.p50));
-    m.insert("latency_p99".to_owned(), bounded(lat.p99));
-    m.insert("latency_p999".to_owned(), bounded(lat.p999));
+    m.insert("latency_p50".to_owned(), Measure::bounded(lat.p50));
+    m.insert("latency_p99".to_owned(), Measure::bounded(lat.p99));
+    m.insert("latency_p999".to_owned(), Measure::bounded(lat.p999));
     m.insert(
         "hit_ratio".to_owned(),
         Measure::point(total.hits as f64 / total.gets.max(1) as f64),

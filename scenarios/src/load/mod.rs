@@ -1,8 +1,13 @@
 //! Load scenarios: multi-metric runs (throughput, latency percentiles) that emit BMF.
 
 mod cache;
+mod events;
+mod scheduler;
+mod services;
 mod stats;
 mod vmm;
+
+use std::path::PathBuf;
 
 use regex::Regex;
 
@@ -10,6 +15,7 @@ use crate::bmf::Bmf;
 use crate::catalog::{Engine, catalog};
 use crate::error::ScenarioError;
 
+pub use events::routing_workload;
 pub use stats::{LatencySummary, percentile_bounds};
 
 /// Knobs of a load run.
@@ -30,6 +36,18 @@ pub struct LoadOutcome {
     pub failed: Vec<(String, String)>,
 }
 
+/// A multi-threaded tokio runtime of `threads` workers, for the scenarios of async subjects.
+fn tokio_runtime(threads: usize) -> Result<tokio::runtime::Runtime, ScenarioError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|source| ScenarioError::Io {
+            path: PathBuf::from("<tokio runtime>"),
+            source,
+        })
+}
+
 /// Runs every load scenario of the catalog whose id matches `filter` (all when `None`).
 pub fn run_load(filter: Option<&Regex>, opts: LoadOptions) -> Result<LoadOutcome, ScenarioError> {
     let selected: Vec<String> = catalog()
@@ -39,21 +57,23 @@ pub fn run_load(filter: Option<&Regex>, opts: LoadOptions) -> Result<LoadOutcome
         .map(|s| s.id)
         .collect();
     let mut outcome = LoadOutcome::default();
-    let vmm_ids: Vec<&str> = selected
-        .iter()
-        .map(String::as_str)
-        .filter(|id| id.starts_with("memory/vmm_random_read/"))
-        .collect();
-    if !vmm_ids.is_empty() {
-        vmm::run(&vmm_ids, opts, &mut outcome)?;
-    }
-    let cache_ids: Vec<&str> = selected
-        .iter()
-        .map(String::as_str)
-        .filter(|id| id.starts_with("cache/"))
-        .collect();
-    if !cache_ids.is_empty() {
-        cache::run(&cache_ids, opts, &mut outcome)?;
+    type Runner = fn(&[&str], LoadOptions, &mut LoadOutcome) -> Result<(), ScenarioError>;
+    let runners: [(&str, Runner); 5] = [
+        ("memory/vmm_random_read/", vmm::run),
+        ("cache/", cache::run),
+        ("scheduler/", scheduler::run),
+        ("services/", services::run),
+        ("events/", events::run),
+    ];
+    for (prefix, run) in runners {
+        let ids: Vec<&str> = selected
+            .iter()
+            .map(String::as_str)
+            .filter(|id| id.starts_with(prefix))
+            .collect();
+        if !ids.is_empty() {
+            run(&ids, opts, &mut outcome)?;
+        }
     }
     Ok(outcome)
 }

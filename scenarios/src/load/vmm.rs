@@ -202,16 +202,11 @@ impl RunResult {
         let count = self.latencies_ns.len();
         let lat = LatencySummary::from_samples(&mut self.latencies_ns)?;
         let secs = self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE);
-        let bounded = |(value, lo, hi): (f64, f64, f64)| Measure {
-            value,
-            lower_value: Some(lo),
-            upper_value: Some(hi),
-        };
         let mut m = BTreeMap::new();
         m.insert("throughput".to_owned(), Measure::point(count as f64 / secs));
-        m.insert("latency_p50".to_owned(), bounded(lat.p50));
-        m.insert("latency_p99".to_owned(), bounded(lat.p99));
-        m.insert("latency_p999".to_owned(), bounded(lat.p999));
+        m.insert("latency_p50".to_owned(), Measure::bounded(lat.p50));
+        m.insert("latency_p99".to_owned(), Measure::bounded(lat.p99));
+        m.insert("latency_p999".to_owned(), Measure::bounded(lat.p999));
         Some(m)
     }
 }

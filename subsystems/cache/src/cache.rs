@@ -4,6 +4,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
@@ -305,19 +306,35 @@ impl<K: CacheKey, V: CacheValue> MultiLevelCache<K, V> {
         self.inner.l1_cache.contains_key(key)
     }
 
-    /// The file the disk tier keeps `key` in (whether or not it is there); `None` without a
-    /// disk tier.
-    pub fn disk_entry_path(&self, key: &K) -> Result<Option<PathBuf>, CacheError> {
+    /// Waits until every write queued for the disk tier so far is on disk, then returns the
+    /// segment file holding `key`'s entry and the byte range of its value there (`None`
+    /// without a disk tier or such an entry). For tests that corrupt an entry on disk.
+    #[doc(hidden)]
+    pub fn disk_value_location(
+        &self,
+        key: &K,
+    ) -> Result<Option<(PathBuf, Range<u64>)>, CacheError> {
         let Some(disk) = &self.inner.disk_cache else {
             return Ok(None);
         };
         let key_bytes = self.inner.config.codec.encode(key, "key")?;
-        Ok(Some(disk.entry_path(&key_bytes)))
+        disk.value_location(&key_bytes)
     }
 
-    /// Runs L1's pending maintenance (evictions, expirations), so sizes in `stats` are exact.
+    /// Runs L1's pending maintenance (evictions, expirations) and waits until the disk
+    /// tier has written everything queued so far, so sizes and byte counts in `stats` are
+    /// exact.
     pub async fn run_pending_tasks(&self) {
         self.inner.l1_cache.run_pending_tasks().await;
+        if let Some(disk) = &self.inner.disk_cache {
+            let disk = Arc::clone(disk);
+            // The wait blocks a thread; keep it off the runtime's workers.
+            let res = tokio::task::spawn_blocking(move || disk.flush()).await;
+            if let Ok(Err(e)) = res {
+                tracing::warn!(error = %e, "disk tier flush failed");
+                self.inner.stats.incr(Tier::L3, Counter::Errors);
+            }
+        }
     }
 
     /// The TTL model, when `enable_ttl_prediction` is on.

@@ -1,5 +1,6 @@
 //! Round trips through each tier, promotion, restart of the disk tier, corruption, coalescing.
 
+use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use rust_ai_ide_cache::{CacheConfig, L2State, MultiLevelCache};
@@ -20,6 +21,12 @@ async fn a_value_inserted_in_one_cache_is_an_l2_hit_in_another() {
     b.ready(READY).await.expect("b ready");
     let key = "model/weights".to_owned();
     a.insert(key.clone(), vec![7; 1000]).await.expect("insert");
+    // The insert also tells b to drop any copy it holds; wait for that message, or it could
+    // arrive after b's promotion below and drop the fresh copy.
+    assert!(
+        eventually(READY, async || b.stats().remote_invalidations >= 1).await,
+        "a's invalidation reached b"
+    );
     assert_eq!(b.get(&key).await.expect("get"), Some(vec![7; 1000]));
     assert!(b.contains_in_l1(&key), "promoted into b's L1");
     assert_eq!(b.get(&key).await.expect("get"), Some(vec![7; 1000]));
@@ -75,6 +82,8 @@ async fn the_disk_tier_survives_a_restart() {
         for k in 0..10 {
             cache.insert(k, format!("value {k}")).await.expect("insert");
         }
+        assert_eq!(cache.stats().l3.entries, Some(10), "queued writes count");
+        cache.run_pending_tasks().await; // the disk writes are done after this
         let s = cache.stats();
         assert_eq!(s.l3.entries, Some(10));
         assert!(s.l3.bytes_written > 0);
@@ -98,32 +107,71 @@ async fn the_disk_tier_survives_a_restart() {
     );
 }
 
+/// Flips one byte inside the value of `key`'s record on disk (after the writer flushed it).
+fn corrupt_value(cache: &MultiLevelCache<String, String>, key: &str) {
+    let (path, range) = cache
+        .disk_value_location(&key.to_owned())
+        .expect("flushed")
+        .expect("on disk");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("segment file");
+    let mut byte = [0u8];
+    file.read_exact_at(&mut byte, range.end - 1).expect("read");
+    byte[0] ^= 0x01; // "precious" -> "preciour"
+    file.write_all_at(&byte, range.end - 1).expect("corrupt it");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_disk_entry_is_dropped_not_returned() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = config("l3_corrupt", "", Some(dir.path()));
-    let path = {
-        let cache = MultiLevelCache::<String, String>::new(cfg.clone()).expect("cache");
-        cache
-            .insert("k".to_owned(), "precious".to_owned())
-            .await
-            .expect("insert");
-        cache
-            .disk_entry_path(&"k".to_owned())
-            .expect("encodes")
-            .expect("disk tier")
+    let cfg = CacheConfig {
+        // Nothing stays in L1: every read goes to disk.
+        l1_capacity: 1,
+        ..config("l3_corrupt", "", Some(dir.path()))
     };
-    let mut bytes = std::fs::read(&path).expect("entry file");
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0x01; // "precious" -> "preciour"
-    std::fs::write(&path, &bytes).expect("corrupt it");
-    let cache = MultiLevelCache::<String, String>::new(cfg).expect("reopened");
+    {
+        let cache = MultiLevelCache::<String, String>::new(cfg.clone()).expect("cache");
+        for k in ["k", "after"] {
+            cache
+                .insert(k.to_owned(), "precious".to_owned())
+                .await
+                .expect("insert");
+        }
+        cache.run_pending_tasks().await;
+        assert!(!cache.contains_in_l1(&"k".to_owned()));
+        // Caught by the checksum on read, while the cache runs.
+        corrupt_value(&cache, "k");
+        assert_eq!(cache.get(&"k".to_owned()).await.expect("get"), None);
+        let s = cache.stats();
+        assert_eq!(s.l3_corrupt_entries, 1);
+        assert_eq!(s.l3.errors, 1);
+        assert_eq!(s.l3.entries, Some(1));
+        assert_eq!(cache.get(&"k".to_owned()).await.expect("get"), None);
+        assert_eq!(
+            cache.get(&"after".to_owned()).await.expect("get"),
+            Some("precious".to_owned())
+        );
+    }
+    // Still dropped after a restart; the next record is intact.
+    let cache = MultiLevelCache::<String, String>::new(cfg.clone()).expect("reopened");
     assert_eq!(cache.get(&"k".to_owned()).await.expect("get"), None);
+    assert_eq!(
+        cache.get(&"after".to_owned()).await.expect("get"),
+        Some("precious".to_owned())
+    );
+    // Corrupted behind the cache's back before a restart: caught by the scan on open.
+    corrupt_value(&cache, "after");
+    drop(cache);
+    let cache = MultiLevelCache::<String, String>::new(cfg).expect("reopened");
+    assert_eq!(cache.get(&"after".to_owned()).await.expect("get"), None);
     let s = cache.stats();
-    assert_eq!(s.l3_corrupt_entries, 1);
-    assert_eq!(s.l3.errors, 1);
+    // Both bad records are still in the segment: the scan counts each.
+    assert_eq!(s.l3_corrupt_entries, 2);
+    assert_eq!(s.l3.errors, 2);
     assert_eq!(s.l3.entries, Some(0));
-    assert!(!path.exists(), "the corrupt file is deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

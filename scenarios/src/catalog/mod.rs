@@ -2,6 +2,10 @@
 
 use serde::Serialize;
 
+pub mod events;
+pub mod scheduler;
+pub mod services;
+
 /// The buffer sizes of the pool scenarios: `(param, bytes)`, spelled as the naming convention says.
 pub const POOL_SIZES: [(&str, usize); 4] = [
     ("b64", 64),
@@ -29,68 +33,93 @@ pub const HARNESS_SCENARIOS: [(&str, &str); 2] = [
     ("harness/analyze/points100k", "analysis"),
 ];
 
-/// One cache scenario: `(id, engine, bench target, subjects, needs redis)`.
-pub type CacheScenario = (
-    &'static str,
-    Engine,
-    Option<&'static str>,
-    &'static [&'static str],
-    bool,
-);
+/// One scenario as its subsystem declares it; `catalog` turns each into a [`Scenario`].
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// `<subsystem>/<scenario>[/<param>]`.
+    pub id: &'static str,
+    /// Which engine measures it.
+    pub engine: Engine,
+    /// The bench target of this crate (`None` for load scenarios).
+    pub bench: Option<&'static str>,
+    /// `perflab` first, then the anchors.
+    pub subjects: &'static [&'static str],
+    /// What the runner must provide.
+    pub requires: &'static [Requirement],
+}
 
-/// The cache scenarios. `perflab` is
-/// the multi-level cache; `moka`, `foyer` and `redis` are the raw anchors; `fixed_short` and
-/// `fixed_long` are the cache with fixed TTLs instead of TTL prediction.
-pub const CACHE_SCENARIOS: [CacheScenario; 7] = [
-    (
-        "cache/l1_get/hit",
-        Engine::Criterion,
-        Some("cache"),
-        &["perflab", "moka"],
-        false,
-    ),
-    (
-        "cache/l2_get/hit",
-        Engine::Criterion,
-        Some("cache"),
-        &["perflab", "redis"],
-        true,
-    ),
-    (
-        "cache/zipf_mix/l1_l3",
-        Engine::Load,
-        None,
-        &["perflab", "moka", "foyer"],
-        false,
-    ),
-    (
-        "cache/zipf_mix/l1_l2_l3",
-        Engine::Load,
-        None,
-        &["perflab", "redis"],
-        true,
-    ),
-    (
-        "cache/write_policy/write_through",
-        Engine::Load,
-        None,
-        &["perflab"],
-        false,
-    ),
-    (
-        "cache/write_policy/l3_on_evict",
-        Engine::Load,
-        None,
-        &["perflab"],
-        false,
-    ),
-    (
-        "cache/ttl_prediction/hot_and_one_hit",
-        Engine::Load,
-        None,
-        &["perflab", "fixed_short", "fixed_long"],
-        false,
-    ),
+impl Spec {
+    /// Whether the scenario needs `r`.
+    pub fn needs(&self, r: Requirement) -> bool {
+        self.requires.contains(&r)
+    }
+}
+
+const CPU: &[Requirement] = &[Requirement::Cpu];
+const CPU_REDIS: &[Requirement] = &[Requirement::Cpu, Requirement::Redis];
+
+/// The cache scenarios. `perflab` is the multi-level cache; `moka`, `foyer` and `redis` are
+/// the raw anchors; `fixed_short` and `fixed_long` are the cache with fixed TTLs instead of
+/// TTL prediction.
+pub const CACHE_SCENARIOS: &[Spec] = &[
+    Spec {
+        id: "cache/l1_get/hit",
+        engine: Engine::Criterion,
+        bench: Some("cache"),
+        subjects: &["perflab", "moka"],
+        requires: CPU,
+    },
+    Spec {
+        id: "cache/l2_get/hit",
+        engine: Engine::Criterion,
+        bench: Some("cache"),
+        subjects: &["perflab", "redis"],
+        requires: CPU_REDIS,
+    },
+    Spec {
+        id: "cache/zipf_mix/l1_l3",
+        engine: Engine::Load,
+        bench: None,
+        subjects: &["perflab", "moka", "foyer"],
+        requires: CPU,
+    },
+    Spec {
+        id: "cache/zipf_mix/l1_l2_l3",
+        engine: Engine::Load,
+        bench: None,
+        subjects: &["perflab", "redis"],
+        requires: CPU_REDIS,
+    },
+    Spec {
+        id: "cache/write_policy/write_through",
+        engine: Engine::Load,
+        bench: None,
+        subjects: &["perflab"],
+        requires: CPU,
+    },
+    Spec {
+        id: "cache/write_policy/l3_on_evict",
+        engine: Engine::Load,
+        bench: None,
+        subjects: &["perflab"],
+        requires: CPU,
+    },
+    Spec {
+        id: "cache/ttl_prediction/hot_and_one_hit",
+        engine: Engine::Load,
+        bench: None,
+        subjects: &["perflab", "fixed_short", "fixed_long"],
+        requires: CPU,
+    },
+];
+
+/// The declared scenarios of every subsystem past the memory one (whose ids are generated
+/// from its sizes and modes).
+const SPEC_TABLES: [&[Spec]; 4] = [
+    CACHE_SCENARIOS,
+    scheduler::SCENARIOS,
+    services::SCENARIOS,
+    events::SCENARIOS,
 ];
 
 /// The measurement engine that runs a scenario.
@@ -164,18 +193,14 @@ pub fn catalog() -> Vec<Scenario> {
             requires: vec![Requirement::Cpu],
         });
     }
-    for (id, engine, bench, subjects, redis) in CACHE_SCENARIOS {
+    for spec in SPEC_TABLES.into_iter().flatten() {
         out.push(Scenario {
-            id: id.to_owned(),
-            engine,
-            bench: bench.map(str::to_owned),
+            id: spec.id.to_owned(),
+            engine: spec.engine,
+            bench: spec.bench.map(str::to_owned),
             package: SCENARIOS_PACKAGE.to_owned(),
-            subjects: strings(subjects),
-            requires: if redis {
-                vec![Requirement::Cpu, Requirement::Redis]
-            } else {
-                vec![Requirement::Cpu]
-            },
+            subjects: strings(spec.subjects),
+            requires: spec.requires.to_vec(),
         });
     }
     for (id, bench) in HARNESS_SCENARIOS {
