@@ -288,13 +288,16 @@ impl MetricSpec {
             | "latency_p999"
             | "queue_delay_p50_high"
             | "queue_delay_p99_high"
-            | "queue_delay_p99_low" => ("ns", Direction::Lower),
+            | "queue_delay_p99_low"
+            | "backend_p99_slowest" => ("ns", Direction::Lower),
             "instructions" => ("instructions", Direction::Lower),
             "estimated_cycles" => ("cycles", Direction::Lower),
             "throughput" => ("ops/s", Direction::Higher),
-            "hit_ratio" | "hit_ratio_l1" | "hit_ratio_l2" | "hit_ratio_l3" => {
-                ("ratio", Direction::Higher)
-            }
+            "hit_ratio" | "hit_ratio_l1" | "hit_ratio_l2" | "hit_ratio_l3" | "precision"
+            | "recall" | "f1" => ("ratio", Direction::Higher),
+            "detection_delay" => ("points", Direction::Lower),
+            // An endpoint's share of the traffic: informational, read as "more went there".
+            m if m.starts_with("share_ep") => ("ratio", Direction::Higher),
             "errors" | "dropped" | "services_initialized" => ("count", Direction::Lower),
             "disk_bytes_written" | "memory_bytes" => ("bytes", Direction::Lower),
             _ => return None,

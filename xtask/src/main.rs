@@ -446,6 +446,7 @@ fn setup(root: &Path) -> Result<()> {
             "callgrind scenarios (instruction counts)",
         ),
         ("redis-server", "redis-server", "cache scenarios and tests"),
+        ("promtool", "prometheus", "monitoring alert-rule tests"),
     ] {
         if on_path(tool) {
             println!("ok       {tool}");

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
+pub mod balancer;
 pub mod events;
+pub mod monitoring;
 pub mod scheduler;
 pub mod services;
 
@@ -115,11 +117,13 @@ pub const CACHE_SCENARIOS: &[Spec] = &[
 
 /// The declared scenarios of every subsystem past the memory one (whose ids are generated
 /// from its sizes and modes).
-const SPEC_TABLES: [&[Spec]; 4] = [
+const SPEC_TABLES: [&[Spec]; 6] = [
     CACHE_SCENARIOS,
     scheduler::SCENARIOS,
     services::SCENARIOS,
     events::SCENARIOS,
+    balancer::SCENARIOS,
+    monitoring::SCENARIOS,
 ];
 
 /// The measurement engine that runs a scenario.

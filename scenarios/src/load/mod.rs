@@ -1,7 +1,9 @@
 //! Load scenarios: multi-metric runs (throughput, latency percentiles) that emit BMF.
 
+mod balancer;
 mod cache;
 mod events;
+mod monitoring;
 mod scheduler;
 mod services;
 mod stats;
@@ -58,12 +60,14 @@ pub fn run_load(filter: Option<&Regex>, opts: LoadOptions) -> Result<LoadOutcome
         .collect();
     let mut outcome = LoadOutcome::default();
     type Runner = fn(&[&str], LoadOptions, &mut LoadOutcome) -> Result<(), ScenarioError>;
-    let runners: [(&str, Runner); 5] = [
+    let runners: [(&str, Runner); 7] = [
         ("memory/vmm_random_read/", vmm::run),
         ("cache/", cache::run),
         ("scheduler/", scheduler::run),
         ("services/", services::run),
         ("events/", events::run),
+        ("balancer/", balancer::run),
+        ("monitoring/", monitoring::run),
     ];
     for (prefix, run) in runners {
         let ids: Vec<&str> = selected
