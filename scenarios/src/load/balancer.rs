@@ -109,7 +109,7 @@ pub(super) fn run(
             "balancer/tower_workload/zones" => Variant::Zones,
             "balancer/proxy/users500" => {
                 let res = rt.block_on(users500(plan));
-                record(outcome, id, "perflab", res);
+                outcome.record(id, "perflab", res);
                 continue;
             }
             _ => continue,
@@ -122,22 +122,10 @@ pub(super) fn run(
             "perflab_default_capacity",
         ] {
             let res = rt.block_on(tower_workload(subject, variant, plan));
-            record(outcome, id, subject, res);
+            outcome.record(id, subject, res);
         }
     }
     Ok(())
-}
-
-fn record(
-    outcome: &mut LoadOutcome,
-    id: &str,
-    subject: &str,
-    res: Result<BTreeMap<String, Measure>, String>,
-) {
-    match res {
-        Ok(m) => outcome.bmf.insert(id, subject, m),
-        Err(e) => outcome.failed.push((format!("{id}@{subject}"), e)),
-    }
 }
 
 /// The simulated endpoints and what they saw.

@@ -109,29 +109,10 @@ pub(super) fn run(
                 };
                 rt.block_on(zipf_run(id, subject, policy, url.as_deref(), plan, &zipf))
             };
-            record(outcome, id, subject, res);
+            outcome.record(id, subject, res);
         }
     }
     Ok(())
-}
-
-fn record(
-    outcome: &mut LoadOutcome,
-    id: &str,
-    subject: &str,
-    res: Result<BTreeMap<String, Measure>, String>,
-) {
-    match res {
-        Ok(m) => {
-            eprintln!(
-                "{id}@{subject}: {:.0} ops/s, hit ratio {:.3}",
-                m.get("throughput").map_or(0.0, |m| m.value),
-                m.get("hit_ratio").map_or(0.0, |m| m.value)
-            );
-            outcome.bmf.insert(id, subject, m);
-        }
-        Err(e) => outcome.failed.push((format!("{id}@{subject}"), e)),
-    }
 }
 
 /// One cache under test, behind the operations the workload needs.

@@ -56,19 +56,7 @@ pub(super) fn run(
             } else {
                 spsc_run(subject, items)
             };
-            match res {
-                Ok(m) => {
-                    let p99 = m
-                        .get("latency_p99")
-                        .map_or_else(String::new, |m| format!(", p99 {:.0} ns", m.value));
-                    eprintln!(
-                        "{id}@{subject}: {:.0} /s{p99}",
-                        m.get("throughput").map_or(0.0, |m| m.value),
-                    );
-                    outcome.bmf.insert(id, subject, m);
-                }
-                Err(e) => outcome.failed.push((format!("{id}@{subject}"), e)),
-            }
+            outcome.record(id, subject, res);
         }
     }
     Ok(())

@@ -9,11 +9,12 @@ mod services;
 mod stats;
 mod vmm;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use regex::Regex;
 
-use crate::bmf::Bmf;
+use crate::bmf::{Bmf, Measure};
 use crate::catalog::{Engine, catalog};
 use crate::error::ScenarioError;
 
@@ -36,6 +37,29 @@ pub struct LoadOutcome {
     pub skipped: Vec<(String, String)>,
     /// `(scenario id @ subject, reason)` of subjects that failed; the others still ran.
     pub failed: Vec<(String, String)>,
+}
+
+impl LoadOutcome {
+    /// Keeps the measures of `subject` in scenario `id` (and prints them on stderr), or its
+    /// failure.
+    pub(crate) fn record(
+        &mut self,
+        id: &str,
+        subject: &str,
+        res: Result<BTreeMap<String, Measure>, String>,
+    ) {
+        match res {
+            Ok(m) => {
+                let shown: Vec<String> = m
+                    .iter()
+                    .map(|(name, v)| format!("{name} {:.3}", v.value))
+                    .collect();
+                eprintln!("{id}@{subject}: {}", shown.join(", "));
+                self.bmf.insert(id, subject, m);
+            }
+            Err(e) => self.failed.push((format!("{id}@{subject}"), e)),
+        }
+    }
 }
 
 /// A multi-threaded tokio runtime of `threads` workers, for the scenarios of async subjects.

@@ -43,18 +43,7 @@ pub(super) fn run(
     };
     let arrivals = arrivals(duration);
     for subject in ["perflab", "rayon", "tokio"] {
-        match mixed(subject, &arrivals) {
-            Ok(m) => {
-                eprintln!(
-                    "{id}@{subject}: {:.0} tasks/s, high p99 queueing {:.1} µs, low p99 {:.1} µs",
-                    m["throughput"].value,
-                    m["queue_delay_p99_high"].value / 1e3,
-                    m["queue_delay_p99_low"].value / 1e3,
-                );
-                outcome.bmf.insert(id, subject, m);
-            }
-            Err(e) => outcome.failed.push((format!("{id}@{subject}"), e)),
-        }
+        outcome.record(id, subject, mixed(subject, &arrivals));
     }
     Ok(())
 }

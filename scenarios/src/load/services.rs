@@ -86,17 +86,7 @@ pub(super) fn run(
             other => vec![("perflab", Err(format!("unknown scenario {other}")))],
         };
         for (subject, res) in results {
-            match res {
-                Ok(m) => {
-                    eprintln!(
-                        "{id}@{subject}: latency {:.0} ns, {:.0} ops/s",
-                        m.get("latency").map_or(0.0, |m| m.value),
-                        m.get("throughput").map_or(0.0, |m| m.value)
-                    );
-                    outcome.bmf.insert(id, subject, m);
-                }
-                Err(e) => outcome.failed.push((format!("{id}@{subject}"), e)),
-            }
+            outcome.record(id, subject, res);
         }
     }
     Ok(())
