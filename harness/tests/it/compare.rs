@@ -203,16 +203,23 @@ async fn the_latest_earlier_run_of_the_same_runner_is_the_base() {
     assert!(first.entries.iter().all(|e| e.verdict == Verdict::Skipped));
 }
 
-#[test]
-fn cli_compare_prints_a_table_by_severity_and_json() {
+/// For the CLI tests: steady runs on `cpu-a`, a 15% slower head after them, and one run of
+/// another runner, `cpu-b`.
+fn cli_history(seed: u64) -> (tempfile::TempDir, HistoricalDatabase, Vec<Run>, Run, Run) {
     let dir = tempfile::tempdir().unwrap();
     let db = HistoricalDatabase::new(dir.path().join("h"));
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     let history = steady_history(&db, &mut rng, "cpu-a");
     let head = make_run(&mut rng, 100, "cpu-a", 115.0, 1_000_000.0);
     db.append(&head).unwrap();
     let foreign = make_run(&mut rng, 101, "cpu-b", 100.0, 1_000_000.0);
     db.append(&foreign).unwrap();
+    (dir, db, history, head, foreign)
+}
+
+#[test]
+fn cli_compare_prints_a_table_by_severity_and_json() {
+    let (dir, db, history, head, foreign) = cli_history(3);
     let h = db.dir().to_str().unwrap();
     let ws = dir.path().to_str().unwrap();
     let base = &history.last().unwrap().id;
@@ -302,14 +309,7 @@ fn cli_compare_prints_a_table_by_severity_and_json() {
 
 #[test]
 fn cli_baselines_are_saved_listed_compared_and_refused_for_other_runners() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = HistoricalDatabase::new(dir.path().join("h"));
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(5);
-    let history = steady_history(&db, &mut rng, "cpu-a");
-    let head = make_run(&mut rng, 100, "cpu-a", 115.0, 1_000_000.0);
-    db.append(&head).unwrap();
-    let foreign = make_run(&mut rng, 101, "cpu-b", 100.0, 1_000_000.0);
-    db.append(&foreign).unwrap();
+    let (dir, db, history, head, foreign) = cli_history(5);
     let h = db.dir().to_str().unwrap();
     let ws = dir.path().to_str().unwrap();
     let cli = |args: &[&str]| {

@@ -161,6 +161,21 @@ impl Workload {
     }
 }
 
+/// Numbers and timestamps a batch the way the bus does on publish, for the anchors that
+/// have no bus: `sequence` continues from the previous batch.
+fn stamp(
+    batch: Vec<(u32, EventEnvelope)>,
+    sequence: &mut u64,
+) -> impl Iterator<Item = (u32, Arc<EventEnvelope>)> + '_ {
+    let now = Instant::now();
+    batch.into_iter().map(move |(s, mut e)| {
+        *sequence += 1;
+        e.metadata.sequence = *sequence;
+        e.metadata.published_at = Some(now);
+        (s, Arc::new(e))
+    })
+}
+
 /// What one subscriber received, and when everybody was done.
 struct Sink {
     count: AtomicU64,
@@ -326,12 +341,7 @@ fn fanout_flume(w: &Workload, batch: usize) -> Result<BTreeMap<String, Measure>,
     let start = Instant::now();
     let mut sequence = 0;
     for b in batches {
-        let now = Instant::now();
-        for (s, mut e) in b {
-            sequence += 1;
-            e.metadata.sequence = sequence;
-            e.metadata.published_at = Some(now);
-            let e = Arc::new(e);
+        for (s, e) in stamp(b, &mut sequence) {
             for &sub in &w.routes[s as usize] {
                 senders[sub as usize]
                     .send(Arc::clone(&e))
@@ -397,13 +407,8 @@ fn fanout_broadcast(w: &Workload, batch: usize) -> Result<BTreeMap<String, Measu
     let start = Instant::now();
     let mut sequence = 0;
     for b in batches {
-        let now = Instant::now();
-        for (s, mut e) in b {
-            sequence += 1;
-            e.metadata.sequence = sequence;
-            e.metadata.published_at = Some(now);
-            tx.send((s, Arc::new(e)))
-                .map_err(|_| "no receiver".to_owned())?;
+        for message in stamp(b, &mut sequence) {
+            tx.send(message).map_err(|_| "no receiver".to_owned())?;
         }
     }
     drop(tx);

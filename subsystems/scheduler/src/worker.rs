@@ -167,31 +167,29 @@ impl Shared {
     /// this worker when it is one of ours and the task is normal priority, else at the back
     /// of the global queue of its priority.
     pub(crate) fn requeue_yielded(&self, job: JobRef, priority: Priority) {
-        let deferred = priority == Priority::Normal
-            && with_current(|ctx| match ctx {
-                Some(ctx) if ctx.belongs_to(self) => {
-                    ctx.deferred.borrow_mut().push(job);
-                    true
-                }
-                _ => false,
-            });
-        if !deferred {
-            self.push_global(job, priority);
-        }
+        self.queue(job, priority, WorkerContext::defer);
     }
 
     /// Normal work from one of our workers goes to its LIFO slot; everything else to the
     /// global queue of its priority.
     fn submit(&self, job: JobRef, priority: Priority) {
-        let local = priority == Priority::Normal
-            && with_current(|ctx| match ctx {
-                Some(ctx) if ctx.belongs_to(self) => {
-                    ctx.push_lifo(job);
-                    true
+        self.queue(job, priority, WorkerContext::push_lifo);
+    }
+
+    /// Normal work from one of our workers goes where `place` puts it on that worker;
+    /// anything else to the global queue of its priority.
+    fn queue(&self, job: JobRef, priority: Priority, place: fn(&WorkerContext, JobRef)) {
+        let mut job = Some(job);
+        if priority == Priority::Normal {
+            with_current(|ctx| {
+                if let Some(ctx) = ctx.filter(|c| c.belongs_to(self))
+                    && let Some(job) = job.take()
+                {
+                    place(ctx, job);
                 }
-                _ => false,
             });
-        if !local {
+        }
+        if let Some(job) = job {
             self.push_global(job, priority);
         }
     }
@@ -349,6 +347,11 @@ impl WorkerContext {
             self.local.push(prev);
             self.shared.sleep.notify_one();
         }
+    }
+
+    /// Puts a yielded task behind the local work (see `flush_deferred`).
+    fn defer(&self, job: JobRef) {
+        self.deferred.borrow_mut().push(job);
     }
 
     fn push_local(&self, job: JobRef) {
