@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 use regex::Regex;
 
 /// perflab: run benchmark suites, ingest engine output, and browse the run history.
@@ -237,6 +237,24 @@ pub(crate) struct RunArgs {
     /// Print the run, the comparison and the confirmation as JSON on stdout instead of tables
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Which runner this is: `cpu` skips GPU scenarios; `gpu` runs them on the adapter the
+    /// scenario runner finds (an error when there is none) and puts it into the runner
+    /// fingerprint; `auto` is `gpu` when an adapter exists, else `cpu` [default: `auto` for
+    /// a suite that requires a GPU, else `cpu`]
+    #[arg(long, value_enum)]
+    pub(crate) runner: Option<RunnerKind>,
+}
+
+/// The kind of runner a suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum RunnerKind {
+    /// No GPU: GPU scenarios are skipped, and the fingerprint has no adapter.
+    Cpu,
+    /// The GPU adapter (software ones included) runs GPU scenarios and is fingerprinted.
+    Gpu,
+    /// `gpu` when an adapter exists, else `cpu`.
+    Auto,
 }
 
 #[derive(Debug, Args)]

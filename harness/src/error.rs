@@ -81,7 +81,8 @@ pub enum FingerprintError {
     },
 }
 
-/// The scenario catalog (`perflab-scenarios list --json`) could not be obtained.
+/// The scenario runner could not say what it offers (`perflab-scenarios list --json`, the
+/// catalog, or `perflab-scenarios adapter --json`, the GPU adapter).
 #[derive(Debug, Error)]
 pub enum CatalogError {
     /// The command could not be started.
@@ -107,6 +108,12 @@ pub enum CatalogError {
     #[error("scenario catalog: {reason}")]
     Invalid {
         /// What is wrong, with the entry or field when known.
+        reason: String,
+    },
+    /// The adapter JSON of `perflab-scenarios adapter --json` is malformed.
+    #[error("gpu adapter description: {reason}")]
+    InvalidAdapter {
+        /// What is wrong, with the line and column.
         reason: String,
     },
 }

@@ -35,7 +35,7 @@ use crate::error::{
     BenchmarkError, CatalogError, ComparisonError, ConfirmError, IngestError, ReportError,
     StoreError, SuiteError,
 };
-use crate::fingerprint::RunnerInfo;
+use crate::fingerprint::{GpuAdapter, RunnerInfo};
 use crate::history::{MetricHistory, RunRef, history_changes};
 use crate::ingest::{ingest_bmf, ingest_criterion, ingest_gungraun};
 use crate::plot::ReportPlots;
@@ -72,6 +72,8 @@ pub struct CargoRunner;
 pub enum CommandPurpose {
     /// `perflab-scenarios list --json`.
     Catalog,
+    /// `perflab-scenarios adapter --json`.
+    Adapter,
     /// One engine invocation.
     Engine {
         /// The engine.
@@ -294,6 +296,13 @@ impl BenchmarkingFramework {
         self
     }
 
+    /// Runs GPU scenarios on `gpu` and puts it into the runner fingerprint (`None`: a CPU
+    /// runner, whose GPU scenarios are skipped).
+    pub fn with_gpu_adapter(mut self, gpu: Option<GpuAdapter>) -> Self {
+        self.config.capabilities.gpu = gpu;
+        self
+    }
+
     /// Uses this git description instead of asking git.
     pub fn with_git(mut self, git: GitInfo) -> Self {
         self.git = Some(git);
@@ -480,8 +489,27 @@ impl BenchmarkingFramework {
 
     /// The scenario catalog, from `cargo run --release -q -p perflab-scenarios -- list --json`.
     pub fn catalog(&self) -> Result<Catalog, CatalogError> {
+        Catalog::parse(&self.scenarios_query(CommandPurpose::Catalog, "list")?)
+    }
+
+    /// The GPU adapter the scenario runner finds (wgpu's best adapter, software ones
+    /// included), from `cargo run --release -q -p perflab-scenarios -- adapter --json`;
+    /// `None` when there is none.
+    pub fn gpu_adapter(&self) -> Result<Option<GpuAdapter>, CatalogError> {
+        let text = self.scenarios_query(CommandPurpose::Adapter, "adapter")?;
+        serde_json::from_str(&text).map_err(|e| CatalogError::InvalidAdapter {
+            reason: format!("line {} column {}: {e}", e.line(), e.column()),
+        })
+    }
+
+    /// Runs the scenario runner's `SUBCOMMAND --json` and returns its standard output.
+    fn scenarios_query(
+        &self,
+        purpose: CommandPurpose,
+        subcommand: &str,
+    ) -> Result<String, CatalogError> {
         let spec = self.cargo(
-            CommandPurpose::Catalog,
+            purpose,
             &[
                 "run",
                 "--release",
@@ -489,7 +517,7 @@ impl BenchmarkingFramework {
                 "-p",
                 SCENARIOS_PACKAGE,
                 "--",
-                "list",
+                subcommand,
                 "--json",
             ],
             Vec::new(),
@@ -508,7 +536,7 @@ impl BenchmarkingFramework {
                 stderr: tail(&out.stderr),
             });
         }
-        Catalog::parse(&out.stdout)
+        Ok(out.stdout)
     }
 
     /// Runs the selected scenarios of a suite through their engines: the suite, the run (not

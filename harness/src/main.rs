@@ -8,19 +8,19 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use perflab::{
-    AnalyzeOptions, BaselineError, BaselineStore, BenchmarkingFramework, Capabilities,
-    CommentAction, CommentTarget, Confirmation, ExportFormat, FrameworkConfig, GithubToken,
-    HistoricalComparison, HistoricalDatabase, Regression, Run, RunnerInfo, StickyComment,
-    SuiteReport, SummaryOptions, analyze_file, append_step_summary, detect_git, export_runs,
-    fit_to_limit, ingest_bmf, ingest_criterion, ingest_gungraun, markdown_summary, short_commit,
-    with_marker, write_site,
+    AnalyzeOptions, BaselineError, BaselineStore, BenchmarkSuite, BenchmarkingFramework,
+    Capabilities, CommentAction, CommentTarget, Confirmation, ExportFormat, FrameworkConfig,
+    GithubToken, HistoricalComparison, HistoricalDatabase, Regression, Run, RunnerInfo,
+    StickyComment, SuiteReport, SummaryOptions, analyze_file, append_step_summary, detect_git,
+    export_runs, fit_to_limit, ingest_bmf, ingest_criterion, ingest_gungraun, markdown_summary,
+    short_commit, with_marker, write_site,
 };
 use serde::Serialize;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{
     AnalyzeArgs, BaselineCommand, Cli, Commands, CommentArgs, CompareArgs, ExportArgs,
-    HistoryCommand, IngestArgs, ReportArgs, RunArgs, SummaryArgs, SummarySource,
+    HistoryCommand, IngestArgs, ReportArgs, RunArgs, RunnerKind, SummaryArgs, SummarySource,
 };
 
 fn main() -> ExitCode {
@@ -490,6 +490,48 @@ async fn run(
     config.quick = args.quick;
     config.capabilities = Capabilities::detect(None);
     let framework = BenchmarkingFramework::new(config);
+    // A CPU suite stays on the CPU runner's fingerprint unless asked otherwise, so that its
+    // history does not split between machines with and without an adapter.
+    let kind = match args.runner {
+        Some(kind) => kind,
+        None => {
+            let path = BenchmarkSuite::path_in(&framework.config().suites_dir, &args.suite);
+            if BenchmarkSuite::load(&path)?.environment_requirements.gpu {
+                RunnerKind::Auto
+            } else {
+                RunnerKind::Cpu
+            }
+        }
+    };
+    let gpu = match kind {
+        RunnerKind::Cpu => None,
+        RunnerKind::Gpu => Some(
+            framework
+                .gpu_adapter()
+                .context("probing the GPU adapter")?
+                .context("--runner gpu: the scenario runner found no GPU adapter (for a software one, install mesa-vulkan-drivers and libvulkan1)")?,
+        ),
+        RunnerKind::Auto => framework.gpu_adapter().context("probing the GPU adapter")?,
+    };
+    if kind != RunnerKind::Cpu
+        && gpu.is_none()
+        && std::env::var_os("PERFLAB_REQUIRE_GPU_ADAPTER").is_some_and(|v| v == "1")
+    {
+        bail!("PERFLAB_REQUIRE_GPU_ADAPTER=1, but the scenario runner found no GPU adapter");
+    }
+    if let Some(adapter) = &gpu {
+        eprintln!(
+            "gpu runner: {} ({}{})",
+            adapter.name,
+            adapter.device_type,
+            if adapter.is_software() {
+                ", software"
+            } else {
+                ""
+            }
+        );
+    }
+    let framework = framework.with_gpu_adapter(gpu);
     let report = framework
         .run_suite(&args.suite)
         .await

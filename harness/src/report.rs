@@ -340,20 +340,31 @@ pub fn format_value(value: f64, unit: &str) -> String {
             format!("{} {unit}", group_thousands(value as i64))
         }
         "ops/s" => {
-            let (v, p) = if value.abs() >= 1e9 {
-                (value / 1e9, "G ")
-            } else if value.abs() >= 1e6 {
-                (value / 1e6, "M ")
-            } else if value.abs() >= 1e3 {
-                (value / 1e3, "k ")
-            } else {
-                (value, "")
-            };
-            format!("{v:.2} {p}ops/s")
+            let (v, p) = si_prefix(value);
+            let gap = if p.is_empty() { "" } else { " " };
+            format!("{v:.2} {p}{gap}ops/s")
+        }
+        "bytes/s" => {
+            let (v, p) = si_prefix(value);
+            format!("{v:.2} {p}B/s")
         }
         "ratio" => format!("{value:.4}"),
         "" => format!("{value}"),
-        other => format!("{value} {other}"),
+        other if value.fract() == 0.0 => format!("{value} {other}"),
+        other => format!("{value:.3} {other}"),
+    }
+}
+
+/// `value` scaled to the largest SI prefix (k, M, G) that keeps it at or above 1.
+fn si_prefix(value: f64) -> (f64, &'static str) {
+    if value.abs() >= 1e9 {
+        (value / 1e9, "G")
+    } else if value.abs() >= 1e6 {
+        (value / 1e6, "M")
+    } else if value.abs() >= 1e3 {
+        (value / 1e3, "k")
+    } else {
+        (value, "")
     }
 }
 
@@ -474,5 +485,8 @@ mod tests {
         assert_eq!(format_value(1.5e6, "ops/s"), "1.50 M ops/s");
         assert_eq!(format_value(0.93, "ratio"), "0.9300");
         assert_eq!(format_value(3.0, "frobs"), "3 frobs");
+        assert_eq!(format_value(12.0, "ops/s"), "12.00 ops/s");
+        assert_eq!(format_value(2.2032e9, "bytes/s"), "2.20 GB/s");
+        assert_eq!(format_value(1.43269, "GFLOP/s"), "1.433 GFLOP/s");
     }
 }

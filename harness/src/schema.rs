@@ -289,12 +289,38 @@ impl MetricSpec {
             | "queue_delay_p50_high"
             | "queue_delay_p99_high"
             | "queue_delay_p99_low"
-            | "backend_p99_slowest" => ("ns", Direction::Lower),
+            | "backend_p99_slowest"
+            | "recovery_time"
+            | "kernel_time"
+            | "upload_time"
+            | "download_time"
+            | "verify_time"
+            | "resolve_time"
+            | "check_time"
+            | "compile_time"
+            | "commit_time" => ("ns", Direction::Lower),
+            "stop_ticks" | "stop_ticks_mean" => ("epoch ticks", Direction::Lower),
             "instructions" => ("instructions", Direction::Lower),
             "estimated_cycles" => ("cycles", Direction::Lower),
             "throughput" => ("ops/s", Direction::Higher),
-            "hit_ratio" | "hit_ratio_l1" | "hit_ratio_l2" | "hit_ratio_l3" | "precision"
-            | "recall" | "f1" => ("ratio", Direction::Higher),
+            "hit_ratio"
+            | "hit_ratio_l1"
+            | "hit_ratio_l2"
+            | "hit_ratio_l3"
+            | "precision"
+            | "recall"
+            | "f1"
+            | "deadline_met_ratio"
+            | "quality_weighted_success"
+            | "output_cosine" => ("ratio", Direction::Higher),
+            "retry_amplification" => ("calls/task", Direction::Lower),
+            "output_relative_error" | "layer_relative_error" | "weight_relative_rmse" => {
+                ("ratio", Direction::Lower)
+            }
+            "weight_rmse" => ("weight units", Direction::Lower),
+            "bits_per_weight" => ("bits", Direction::Lower),
+            "gflops" => ("GFLOP/s", Direction::Higher),
+            "bandwidth" => ("bytes/s", Direction::Higher),
             "detection_delay" => ("points", Direction::Lower),
             // An endpoint's share of the traffic: informational, read as "more went there".
             m if m.starts_with("share_ep") => ("ratio", Direction::Higher),

@@ -40,6 +40,39 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Print the GPU adapter the GPU scenarios run on (wgpu's best adapter, software ones
+    /// included): name, PCI vendor id, device type and driver; `null` (with --json) when
+    /// there is none or this binary was built without the `accel` feature.
+    Adapter {
+        /// Print JSON (what the harness reads) instead of a line of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The adapter as the harness's runner fingerprint reads it.
+#[derive(Debug, serde::Serialize)]
+struct Adapter {
+    name: String,
+    vendor: u32,
+    device_type: String,
+    driver: String,
+}
+
+#[cfg(feature = "accel")]
+fn adapter() -> Option<Adapter> {
+    rust_ai_ide_accel::detect_adapter().map(|a| Adapter {
+        name: a.name,
+        vendor: a.vendor,
+        device_type: a.device_type,
+        driver: format!("{} on {}", a.driver, a.backend),
+    })
+}
+
+#[cfg(not(feature = "accel"))]
+fn adapter() -> Option<Adapter> {
+    eprintln!("perflab-scenarios was built without the `accel` feature: no GPU adapter probe");
+    None
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -84,6 +117,20 @@ fn main() -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Adapter { json } => {
+            let found = adapter();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else if let Some(a) = &found {
+                println!(
+                    "{} (vendor {:#06x}, {}, {})",
+                    a.name, a.vendor, a.device_type, a.driver
+                );
+            } else {
+                println!("no GPU adapter");
+            }
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

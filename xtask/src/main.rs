@@ -154,6 +154,12 @@ struct BenchArgs {
     /// Print the run, the comparison and the confirmation as JSON instead of tables.
     #[arg(long)]
     json: bool,
+    /// `cpu`: the suites that need no GPU; `gpu`: the suites that need one, on the adapter
+    /// the scenario runner finds (fingerprinted, software adapters marked); `auto`: every
+    /// suite, the GPU ones on the adapter when there is one [default: every suite, each on
+    /// its default runner, which is `auto` for GPU suites].
+    #[arg(long, value_parser = ["cpu", "gpu", "auto"])]
+    runner: Option<String>,
 }
 
 /// Which run a summary or comment is about.
@@ -308,9 +314,18 @@ fn perflab(root: &Path) -> Result<Command> {
 }
 
 fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
-    let suites = match &args.suite {
-        Some(suite) => vec![suite.clone()],
-        None => suite_names(root)?,
+    let suites = match (&args.suite, args.runner.as_deref()) {
+        (Some(suite), _) => vec![suite.clone()],
+        (None, Some(runner @ ("cpu" | "gpu"))) => {
+            let mut picked = Vec::new();
+            for suite in suite_names(root)? {
+                if suite_needs_gpu(root, &suite)? == (runner == "gpu") {
+                    picked.push(suite);
+                }
+            }
+            picked
+        }
+        (None, _) => suite_names(root)?,
     };
     let perflab = build_perflab(root)?;
     // Every suite runs even after one regressed; the exit code says whether any did.
@@ -338,6 +353,9 @@ fn bench(root: &Path, args: &BenchArgs) -> Result<()> {
         }
         if args.json {
             cmd.arg("--json");
+        }
+        if let Some(runner) = &args.runner {
+            cmd.args(["--runner", runner]);
         }
         let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
         match status.code() {
@@ -528,6 +546,24 @@ fn suite_names(root: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// Whether suite `name` declares `[requirements] gpu = true` (perflab validates the rest of
+/// the file when it runs it).
+fn suite_needs_gpu(root: &Path, name: &str) -> Result<bool> {
+    let path = root
+        .join("scenarios")
+        .join("suites")
+        .join(format!("{name}.toml"));
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let table: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
+    Ok(table
+        .get("requirements")
+        .and_then(|r| r.get("gpu"))
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false))
+}
+
 fn target_dir(root: &Path) -> PathBuf {
     env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -546,4 +582,40 @@ fn run(cmd: &mut Command) -> Result<()> {
         bail!("{cmd:?} failed: {status}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gpu_runner_picks_the_suites_that_declare_a_gpu() {
+        let root = tempfile::tempdir().unwrap();
+        let suites = root.path().join("scenarios").join("suites");
+        fs::create_dir_all(&suites).unwrap();
+        fs::write(
+            suites.join("gpu.toml"),
+            "name = \"gpu\"\n[requirements]\ngpu = true\n",
+        )
+        .unwrap();
+        fs::write(
+            suites.join("cpu.toml"),
+            "name = \"cpu\"\n[requirements]\ngpu = false\n",
+        )
+        .unwrap();
+        fs::write(suites.join("plain.toml"), "name = \"plain\"\n").unwrap();
+        fs::write(suites.join("broken.toml"), "name = \n").unwrap();
+        assert!(suite_needs_gpu(root.path(), "gpu").unwrap());
+        assert!(!suite_needs_gpu(root.path(), "cpu").unwrap());
+        assert!(!suite_needs_gpu(root.path(), "plain").unwrap());
+        let err = format!("{:#}", suite_needs_gpu(root.path(), "broken").unwrap_err());
+        assert!(err.contains("broken.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_committed_suites_split_into_cpu_and_gpu_ones() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        assert!(suite_needs_gpu(root, "gpu").unwrap());
+        assert!(!suite_needs_gpu(root, "memory").unwrap());
+    }
 }

@@ -4,6 +4,7 @@
 
 mod compare;
 mod github;
+mod gpu;
 mod report;
 mod stats;
 
@@ -515,6 +516,7 @@ fn fake_cargo(
         seen.lock().unwrap().push(spec.clone());
         match &spec.purpose {
             CommandPurpose::Catalog => Ok(CommandOutput::ok(CATALOG)),
+            CommandPurpose::Adapter => Ok(CommandOutput::ok("null")),
             CommandPurpose::Engine {
                 engine: Engine::Criterion,
                 ..

@@ -2,9 +2,13 @@
 
 use serde::Serialize;
 
+pub mod accel;
 pub mod balancer;
 pub mod events;
 pub mod monitoring;
+pub mod orchestrator;
+pub mod plugins;
+pub mod quantization;
 pub mod scheduler;
 pub mod services;
 
@@ -117,13 +121,17 @@ pub const CACHE_SCENARIOS: &[Spec] = &[
 
 /// The declared scenarios of every subsystem past the memory one (whose ids are generated
 /// from its sizes and modes).
-const SPEC_TABLES: [&[Spec]; 6] = [
+const SPEC_TABLES: [&[Spec]; 10] = [
     CACHE_SCENARIOS,
     scheduler::SCENARIOS,
     services::SCENARIOS,
     events::SCENARIOS,
     balancer::SCENARIOS,
     monitoring::SCENARIOS,
+    quantization::SCENARIOS,
+    orchestrator::SCENARIOS,
+    accel::SCENARIOS,
+    plugins::SCENARIOS,
 ];
 
 /// The measurement engine that runs a scenario.

@@ -1,9 +1,17 @@
 //! Load scenarios: multi-metric runs (throughput, latency percentiles) that emit BMF.
 
+#[cfg(feature = "accel")]
+mod accel;
 mod balancer;
 mod cache;
 mod events;
 mod monitoring;
+#[cfg(feature = "orchestrator")]
+mod orchestrator;
+#[cfg(feature = "plugins")]
+mod plugins;
+#[cfg(feature = "quantization")]
+mod quantization;
 mod scheduler;
 mod services;
 mod stats;
@@ -84,7 +92,7 @@ pub fn run_load(filter: Option<&Regex>, opts: LoadOptions) -> Result<LoadOutcome
         .collect();
     let mut outcome = LoadOutcome::default();
     type Runner = fn(&[&str], LoadOptions, &mut LoadOutcome) -> Result<(), ScenarioError>;
-    let runners: [(&str, Runner); 7] = [
+    let runners: &[(&str, Runner)] = &[
         ("memory/vmm_random_read/", vmm::run),
         ("cache/", cache::run),
         ("scheduler/", scheduler::run),
@@ -92,8 +100,16 @@ pub fn run_load(filter: Option<&Regex>, opts: LoadOptions) -> Result<LoadOutcome
         ("events/", events::run),
         ("balancer/", balancer::run),
         ("monitoring/", monitoring::run),
+        #[cfg(feature = "quantization")]
+        ("quantization/", quantization::run),
+        #[cfg(feature = "orchestrator")]
+        ("orchestrator/", orchestrator::run),
+        #[cfg(feature = "accel")]
+        ("accel/", accel::run),
+        #[cfg(feature = "plugins")]
+        ("plugins/", plugins::run),
     ];
-    for (prefix, run) in runners {
+    for &(prefix, run) in runners {
         let ids: Vec<&str> = selected
             .iter()
             .map(String::as_str)
