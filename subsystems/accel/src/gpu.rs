@@ -50,8 +50,16 @@ impl Family {
             Self::Elementwise => include_str!("shaders/elementwise.wgsl"),
             Self::Fill => include_str!("shaders/fill.wgsl"),
             Self::Reduce => include_str!("shaders/reduce.wgsl"),
-            Self::MatMul => include_str!("shaders/matmul.wgsl"),
-            Self::DequantMatMul => include_str!("shaders/dequant_matmul.wgsl"),
+            // The two products share their tiling: each kernel's bindings and `stage`, then
+            // the common body.
+            Self::MatMul => concat!(
+                include_str!("shaders/matmul.wgsl"),
+                include_str!("shaders/matmul_tiles.wgsl")
+            ),
+            Self::DequantMatMul => concat!(
+                include_str!("shaders/dequant_matmul.wgsl"),
+                include_str!("shaders/matmul_tiles.wgsl")
+            ),
         }
     }
 
