@@ -487,15 +487,14 @@ impl PluginInstance {
     }
 
     fn classify(&self, e: wasmtime::Error, start_tick: u64) -> PluginError {
-        if let Some(hit) = e.downcast_ref::<LimitHit>() {
-            return match *hit {
-                LimitHit::Memory { requested, limit } => {
-                    PluginError::MemoryLimit { requested, limit }
-                }
-                LimitHit::Table { requested, limit } => {
-                    PluginError::TableLimit { requested, limit }
-                }
-            };
+        match e.downcast_ref::<PluginError>() {
+            Some(&PluginError::MemoryLimit { requested, limit }) => {
+                return PluginError::MemoryLimit { requested, limit };
+            }
+            Some(&PluginError::TableLimit { requested, limit }) => {
+                return PluginError::TableLimit { requested, limit };
+            }
+            _ => {}
         }
         let config = self.runtime.config();
         match e.downcast_ref::<Trap>() {
@@ -532,40 +531,13 @@ pub(crate) struct HostState {
     plugin: Arc<str>,
 }
 
-/// `StoreLimits` (which does the enforcing) plus the limits in a form that lets a refused
-/// growth come back as a typed error naming the limit.
+/// `StoreLimits` (which does the enforcing) plus the limits, so that a refused growth comes
+/// back as the [`PluginError`] naming the limit.
 struct SandboxLimiter {
     inner: StoreLimits,
     memory_limit: u64,
     table_limit: u64,
 }
-
-#[derive(Debug, Clone, Copy)]
-enum LimitHit {
-    Memory { requested: u64, limit: u64 },
-    Table { requested: u64, limit: u64 },
-}
-
-impl fmt::Display for LimitHit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Memory { requested, limit } => {
-                write!(
-                    f,
-                    "memory growth to {requested} bytes over the limit of {limit}"
-                )
-            }
-            Self::Table { requested, limit } => {
-                write!(
-                    f,
-                    "table growth to {requested} elements over the limit of {limit}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for LimitHit {}
 
 impl ResourceLimiter for SandboxLimiter {
     fn memory_growing(
@@ -577,10 +549,9 @@ impl ResourceLimiter for SandboxLimiter {
         self.inner
             .memory_growing(current, desired, maximum)
             .map_err(|_| {
-                let declared = maximum.map_or(u64::MAX, |m| m as u64);
-                wasmtime::Error::new(LimitHit::Memory {
+                wasmtime::Error::new(PluginError::MemoryLimit {
                     requested: desired as u64,
-                    limit: self.memory_limit.min(declared),
+                    limit: effective_limit(self.memory_limit, maximum),
                 })
             })
     }
@@ -594,10 +565,9 @@ impl ResourceLimiter for SandboxLimiter {
         self.inner
             .table_growing(current, desired, maximum)
             .map_err(|_| {
-                let declared = maximum.map_or(u64::MAX, |m| m as u64);
-                wasmtime::Error::new(LimitHit::Table {
+                wasmtime::Error::new(PluginError::TableLimit {
                     requested: desired as u64,
-                    limit: self.table_limit.min(declared),
+                    limit: effective_limit(self.table_limit, maximum),
                 })
             })
     }
@@ -613,6 +583,12 @@ impl ResourceLimiter for SandboxLimiter {
     fn memories(&self) -> usize {
         self.inner.memories()
     }
+}
+
+/// The limit a refused growth ran into: the sandbox's, or the module's declared maximum
+/// when that is lower.
+fn effective_limit(sandbox: u64, declared: Option<usize>) -> u64 {
+    sandbox.min(declared.map_or(u64::MAX, |m| m as u64))
 }
 
 /// Copies `len` bytes at `ptr` out of the caller's exported memory.
