@@ -2,7 +2,7 @@
 //! package, registry, compatibility and sandbox errors they wrap.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use semver::Version;
@@ -82,21 +82,38 @@ pub enum PackageError {
     Write(#[source] io::Error),
 }
 
+/// A file operation that failed: what was being done, on which path, and the OS error.
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed for {}: {source}", path.display())]
+pub struct IoFailure {
+    /// What was being done.
+    pub operation: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+impl IoFailure {
+    /// For `map_err`: the failure of `operation` on `path`.
+    pub(crate) fn at(operation: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self {
+            operation,
+            path,
+            source,
+        }
+    }
+}
+
 /// A registry (local directory or HTTP index) that could not answer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
     /// A file operation on a local registry failed.
-    #[error("{operation} failed for {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        operation: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoFailure),
     /// The HTTP server answered with a non-success status.
     #[error("GET {url} answered {status}")]
     Http {
@@ -347,16 +364,8 @@ pub enum InstallationError {
     #[error("cannot resolve against the registry: {0}")]
     Registry(#[from] RegistryError),
     /// Writing the plugin to disk failed.
-    #[error("{operation} failed for {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        operation: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoFailure),
 }
 
 /// [`crate::PluginMarketplace::update_plugin`] failed; the installed version is kept.
@@ -409,16 +418,8 @@ pub enum UninstallError {
     #[error("{0} is not installed")]
     NotInstalled(PluginId),
     /// Removing the files failed.
-    #[error("{operation} failed for {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        operation: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoFailure),
 }
 
 /// [`crate::PluginMarketplace::new`] failed.
@@ -435,16 +436,8 @@ pub enum MarketplaceError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// The install directory could not be read or created.
-    #[error("{operation} failed for {}: {source}", path.display())]
-    Io {
-        /// What was being done.
-        operation: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoFailure),
 }
 
 #[cfg(test)]

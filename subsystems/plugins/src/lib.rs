@@ -18,8 +18,8 @@ pub use compat::CompatibilityChecker;
 pub use download::{DownloadManager, DownloadStats};
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::{
-    CompatibilityError, DownloadError, InstallationError, MarketplaceError, PackageError,
-    PluginError, RegistryError, SearchError, UninstallError, UpdateError,
+    CompatibilityError, DownloadError, InstallationError, IoFailure, MarketplaceError,
+    PackageError, PluginError, RegistryError, SearchError, UninstallError, UpdateError,
 };
 pub use manifest::{
     Capability, CompatibilityRequirements, PluginId, PluginManifest, PluginMetadata, ResourceLimits,

@@ -21,7 +21,7 @@ use crate::package::{PackageLimits, PluginPackage};
 use crate::registry::{PluginRegistry, RegistrySource};
 use crate::sandbox::{CompiledPlugin, PluginInstance, PluginRuntime, RuntimeConfig};
 use crate::scanner::{SandboxLimits, SecurityPolicy, SecurityRating, SecurityScanner};
-use crate::store::{InstallStore, IoFailure};
+use crate::store::InstallStore;
 use crate::version::VersionManager;
 
 /// The host API version this crate implements.
@@ -265,12 +265,7 @@ impl PluginMarketplace {
             config.registry.clone(),
             config.package_limits.max_archive_bytes,
         )?;
-        let store =
-            InstallStore::open(config.install_dir.clone()).map_err(|f| MarketplaceError::Io {
-                operation: f.operation,
-                path: f.path,
-                source: f.source,
-            })?;
+        let store = InstallStore::open(config.install_dir.clone())?;
         let mut market = Self {
             plugin_registry,
             version_manager: VersionManager::new(),
@@ -296,11 +291,7 @@ impl PluginMarketplace {
     }
 
     fn load_installed(&mut self) -> Result<(), MarketplaceError> {
-        let loaded = self.store.load_all().map_err(|f| MarketplaceError::Io {
-            operation: f.operation,
-            path: f.path,
-            source: f.source,
-        })?;
+        let loaded = self.store.load_all()?;
         let mut installed = BTreeMap::new();
         for item in loaded {
             let (package, path) = match item {
@@ -511,15 +502,10 @@ impl PluginMarketplace {
     ) -> Result<InstallationResult, InstallationError> {
         let t = Instant::now();
         let m = prepared.package.manifest();
-        let io = |f: IoFailure| InstallationError::Io {
-            operation: f.operation,
-            path: f.path,
-            source: f.source,
-        };
-        let path = self.store.write_version(&prepared.package).map_err(io)?;
+        let path = self.store.write_version(&prepared.package)?;
         if let Err(f) = self.store.set_current(&m.id, &m.version) {
             let _ = self.store.remove_version(&m.id, &m.version);
-            return Err(io(f));
+            return Err(f.into());
         }
         let metadata = PluginMetadata::from_manifest(m, prepared.rating);
         let plugin = Arc::new(InstalledPlugin {
@@ -618,13 +604,7 @@ impl PluginMarketplace {
         if self.plugin(plugin_id).is_none() {
             return Err(UninstallError::NotInstalled(plugin_id.clone()));
         }
-        self.store
-            .uninstall(plugin_id)
-            .map_err(|f| UninstallError::Io {
-                operation: f.operation,
-                path: f.path,
-                source: f.source,
-            })?;
+        self.store.uninstall(plugin_id)?;
         self.installed
             .write()
             .unwrap_or_else(|e| e.into_inner())

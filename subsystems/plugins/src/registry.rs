@@ -15,7 +15,7 @@ use semver::Version;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::RegistryError;
+use crate::error::{IoFailure, RegistryError};
 use crate::manifest::{CompatibilityRequirements, PluginId};
 use crate::package::PluginPackage;
 use crate::scanner::{SecurityRating, SecurityScanner};
@@ -99,7 +99,8 @@ impl PluginRegistry {
             RegistrySource::Local(dir) => {
                 let index = dir.join(INDEX_FILE);
                 if !index.exists() {
-                    std::fs::create_dir_all(dir).map_err(io("create registry directory", dir))?;
+                    std::fs::create_dir_all(dir)
+                        .map_err(IoFailure::at("create registry directory", dir))?;
                     write_index(dir, &[])?;
                 }
                 None
@@ -205,7 +206,8 @@ impl PluginRegistry {
         let rel = format!("packages/{}/{}.tar", m.id, m.version);
         let path = dir.join(&rel);
         let parent = path.parent().unwrap_or(dir);
-        std::fs::create_dir_all(parent).map_err(io("create package directory", parent))?;
+        std::fs::create_dir_all(parent)
+            .map_err(IoFailure::at("create package directory", parent))?;
         write_atomic(&path, &archive)?;
         let entry = IndexEntry {
             id: m.id.clone(),
@@ -292,14 +294,16 @@ impl PluginRegistry {
             }
             _ => {
                 let path = PathBuf::from(self.location(rel));
-                let len = std::fs::metadata(&path).map_err(io("read", &path))?.len();
+                let len = std::fs::metadata(&path)
+                    .map_err(IoFailure::at("read", &path))?
+                    .len();
                 if len > limit {
                     return Err(RegistryError::TooLarge {
                         url: path.display().to_string(),
                         limit,
                     });
                 }
-                std::fs::read(&path).map_err(io("read", &path))
+                Ok(std::fs::read(&path).map_err(IoFailure::at("read", &path))?)
             }
         }
     }
@@ -352,18 +356,9 @@ fn is_safe_relative(rel: &str) -> bool {
             .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
-fn io(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError {
-    let path = path.to_path_buf();
-    move |source| RegistryError::Io {
-        operation,
-        path,
-        source,
-    }
-}
-
 fn read_local_index(dir: &Path) -> Result<Vec<IndexEntry>, RegistryError> {
     let path = dir.join(INDEX_FILE);
-    let bytes = std::fs::read(&path).map_err(io("read", &path))?;
+    let bytes = std::fs::read(&path).map_err(IoFailure::at("read", &path))?;
     let file: IndexFile = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Index {
         location: path.display().to_string(),
         message: e.to_string(),
@@ -386,14 +381,14 @@ fn write_index(dir: &Path, entries: &[IndexEntry]) -> Result<(), RegistryError> 
 /// Temporary file in the same directory, fsync, rename: readers never see half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), RegistryError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("create temporary file", dir))?;
-    tmp.write_all(bytes).map_err(io("write", path))?;
-    tmp.as_file().sync_all().map_err(io("fsync", path))?;
-    tmp.persist(path).map_err(|e| RegistryError::Io {
-        operation: "rename",
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(IoFailure::at("create temporary file", dir))?;
+    tmp.write_all(bytes).map_err(IoFailure::at("write", path))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(IoFailure::at("fsync", path))?;
+    tmp.persist(path)
+        .map_err(|e| IoFailure::at("rename", path)(e.error))?;
     Ok(())
 }
 

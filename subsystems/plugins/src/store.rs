@@ -4,34 +4,18 @@
 //! rename, so a crash leaves either the old plugin or the new one, never a mix.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use semver::Version;
 
+use crate::error::IoFailure;
 use crate::manifest::PluginId;
 use crate::package::{MANIFEST_ENTRY, MODULE_ENTRY, PluginPackage, SIGNATURE_ENTRY};
 
 /// The file naming the active version of a plugin.
 const CURRENT: &str = "current";
-
-/// A failed file operation: what, where, why.
-#[derive(Debug)]
-pub(crate) struct IoFailure {
-    pub(crate) operation: &'static str,
-    pub(crate) path: PathBuf,
-    pub(crate) source: io::Error,
-}
-
-fn fail(operation: &'static str, path: &Path) -> impl FnOnce(io::Error) -> IoFailure {
-    let path = path.to_path_buf();
-    move |source| IoFailure {
-        operation,
-        path,
-        source,
-    }
-}
 
 /// One installed plugin as read from disk: its package and version directory, or the path
 /// that could not be read and why.
@@ -45,7 +29,7 @@ pub(crate) struct InstallStore {
 
 impl InstallStore {
     pub(crate) fn open(root: PathBuf) -> Result<Self, IoFailure> {
-        fs::create_dir_all(&root).map_err(fail("create install directory", &root))?;
+        fs::create_dir_all(&root).map_err(IoFailure::at("create install directory", &root))?;
         Ok(Self { root })
     }
 
@@ -54,32 +38,33 @@ impl InstallStore {
     pub(crate) fn write_version(&self, package: &PluginPackage) -> Result<PathBuf, IoFailure> {
         let m = package.manifest();
         let plugin_dir = self.root.join(m.id.as_str());
-        fs::create_dir_all(&plugin_dir).map_err(fail("create plugin directory", &plugin_dir))?;
+        fs::create_dir_all(&plugin_dir)
+            .map_err(IoFailure::at("create plugin directory", &plugin_dir))?;
         let stage = tempfile::Builder::new()
             .prefix(".stage-")
             .tempdir_in(&plugin_dir)
-            .map_err(fail("create staging directory", &plugin_dir))?;
+            .map_err(IoFailure::at("create staging directory", &plugin_dir))?;
         for (name, bytes) in [
             (MANIFEST_ENTRY, package.manifest_bytes().to_vec()),
             (MODULE_ENTRY, package.module().to_vec()),
             (SIGNATURE_ENTRY, package.signature_bytes()),
         ] {
             let path = stage.path().join(name);
-            let mut f = File::create(&path).map_err(fail("create", &path))?;
-            f.write_all(&bytes).map_err(fail("write", &path))?;
-            f.sync_all().map_err(fail("fsync", &path))?;
+            let mut f = File::create(&path).map_err(IoFailure::at("create", &path))?;
+            f.write_all(&bytes).map_err(IoFailure::at("write", &path))?;
+            f.sync_all().map_err(IoFailure::at("fsync", &path))?;
         }
         sync_dir(stage.path())?;
         let target = plugin_dir.join(m.version.to_string());
         if target.exists() {
             // Left over by an interrupted install of this very version; never the current one
             // (the caller refuses to reinstall the installed version).
-            fs::remove_dir_all(&target).map_err(fail("remove stale version", &target))?;
+            fs::remove_dir_all(&target).map_err(IoFailure::at("remove stale version", &target))?;
         }
         let staged = stage.keep();
         fs::rename(&staged, &target).map_err(|e| {
             let _ = fs::remove_dir_all(&staged);
-            fail("rename staging directory", &target)(e)
+            IoFailure::at("rename staging directory", &target)(e)
         })?;
         sync_dir(&plugin_dir)?;
         Ok(target)
@@ -90,19 +75,21 @@ impl InstallStore {
         let plugin_dir = self.root.join(id.as_str());
         let path = plugin_dir.join(CURRENT);
         let mut tmp = tempfile::NamedTempFile::new_in(&plugin_dir)
-            .map_err(fail("create temporary file", &plugin_dir))?;
+            .map_err(IoFailure::at("create temporary file", &plugin_dir))?;
         tmp.write_all(version.to_string().as_bytes())
-            .map_err(fail("write", &path))?;
-        tmp.as_file().sync_all().map_err(fail("fsync", &path))?;
+            .map_err(IoFailure::at("write", &path))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(IoFailure::at("fsync", &path))?;
         tmp.persist(&path)
-            .map_err(|e| fail("rename", &path)(e.error))?;
+            .map_err(|e| IoFailure::at("rename", &path)(e.error))?;
         sync_dir(&plugin_dir)
     }
 
     /// Removes one version directory.
     pub(crate) fn remove_version(&self, id: &PluginId, version: &Version) -> Result<(), IoFailure> {
         let dir = self.root.join(id.as_str()).join(version.to_string());
-        fs::remove_dir_all(&dir).map_err(fail("remove version directory", &dir))
+        fs::remove_dir_all(&dir).map_err(IoFailure::at("remove version directory", &dir))
     }
 
     /// Removes a plugin: its directory is first renamed out of the way (atomic: from then on
@@ -113,19 +100,19 @@ impl InstallStore {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let trash = self.root.join(format!(".trash-{id}-{nanos}"));
-        fs::rename(&dir, &trash).map_err(fail("rename plugin directory", &dir))?;
+        fs::rename(&dir, &trash).map_err(IoFailure::at("rename plugin directory", &dir))?;
         sync_dir(&self.root)?;
-        fs::remove_dir_all(&trash).map_err(fail("remove plugin directory", &trash))
+        fs::remove_dir_all(&trash).map_err(IoFailure::at("remove plugin directory", &trash))
     }
 
     /// Every installed plugin's active package, or why it could not be read (the files are
     /// left as they are).
     pub(crate) fn load_all(&self) -> Result<Vec<Loaded>, IoFailure> {
         let mut out = Vec::new();
-        let entries =
-            fs::read_dir(&self.root).map_err(fail("read install directory", &self.root))?;
+        let entries = fs::read_dir(&self.root)
+            .map_err(IoFailure::at("read install directory", &self.root))?;
         for entry in entries {
-            let entry = entry.map_err(fail("read install directory", &self.root))?;
+            let entry = entry.map_err(IoFailure::at("read install directory", &self.root))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             if name.starts_with('.') {
@@ -160,5 +147,5 @@ fn load_one(plugin_dir: &Path, current: &Path) -> Loaded {
 fn sync_dir(dir: &Path) -> Result<(), IoFailure> {
     File::open(dir)
         .and_then(|f| f.sync_all())
-        .map_err(fail("fsync directory", dir))
+        .map_err(IoFailure::at("fsync directory", dir))
 }
