@@ -344,6 +344,11 @@ pub fn format_value(value: f64, unit: &str) -> String {
             let gap = if p.is_empty() { "" } else { " " };
             format!("{v:.2} {p}{gap}ops/s")
         }
+        // Exact below a kilobyte; above, the three significant figures a reader compares.
+        "bytes" if value.abs() >= 1e3 => {
+            let (v, p) = si_prefix(value);
+            format!("{v:.2} {p}B")
+        }
         "bytes/s" => {
             let (v, p) = si_prefix(value);
             format!("{v:.2} {p}B/s")
@@ -487,6 +492,8 @@ mod tests {
         assert_eq!(format_value(3.0, "frobs"), "3 frobs");
         assert_eq!(format_value(12.0, "ops/s"), "12.00 ops/s");
         assert_eq!(format_value(2.2032e9, "bytes/s"), "2.20 GB/s");
+        assert_eq!(format_value(2_725_182.5, "bytes"), "2.73 MB");
+        assert_eq!(format_value(512.0, "bytes"), "512 bytes");
         assert_eq!(format_value(1.43269, "GFLOP/s"), "1.433 GFLOP/s");
     }
 }

@@ -193,13 +193,25 @@ impl<K: CacheKey, V: CacheValue> MultiLevelCache<K, V> {
         if let Some(t) = timed {
             inner.stats.latency(Tier::L1, t.elapsed());
         }
-        if let Some(v) = hit {
-            if inner.lazy_deadlines && v.deadline.is_some_and(|d| d <= Instant::now()) {
-                inner.l1_cache.invalidate(key).await;
-            } else {
+        let expired = match hit {
+            Some(v)
+                if !(inner.lazy_deadlines && v.deadline.is_some_and(|d| d <= Instant::now())) =>
+            {
                 inner.stats.incr(Tier::L1, Counter::Hits);
                 return Ok(Some(v.value));
             }
+            hit => hit.is_some(),
+        };
+        // Boxed: the lower tiers' futures are several times the size of moka's, and an
+        // unboxed await would make every L1 hit carry (and move) that much state.
+        Box::pin(self.get_below_l1(key, expired)).await
+    }
+
+    /// The rest of `get` after an L1 miss (or an L1 entry found past its deadline).
+    async fn get_below_l1(&self, key: &K, expired: bool) -> Result<Option<V>, CacheError> {
+        let inner = &*self.inner;
+        if expired {
+            inner.l1_cache.invalidate(key).await;
         }
         inner.stats.incr(Tier::L1, Counter::Misses);
         if inner.redis_client.is_none() && inner.disk_cache.is_none() {
@@ -889,8 +901,15 @@ mod tests {
             .expect("insert");
         cache.insert(2, 2).await.expect("insert");
         tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(
+            cache.contains_in_l1(&1),
+            "a lapsed entry stays in L1 until a read drops it"
+        );
         assert_eq!(cache.get(&1).await.expect("get"), None);
+        assert!(!cache.contains_in_l1(&1));
         assert_eq!(cache.get(&2).await.expect("get"), Some(2));
+        let s = cache.stats();
+        assert_eq!((s.l1.hits, s.l1.misses), (1, 1), "{s:?}");
         assert!(cache.insert_with_ttl(3, 3, Duration::ZERO).await.is_err());
     }
 
