@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::precision::PrecisionLevel;
 use crate::quantized::quantize_weight;

@@ -11,6 +11,7 @@ mod precision;
 mod quantized;
 mod quantizer;
 mod sampling;
+mod tiles;
 
 pub use error::{OptimizationError, QuantizationError};
 pub use hardware::{HardwareCapabilities, KernelTiming};

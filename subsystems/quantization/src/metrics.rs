@@ -1,6 +1,6 @@
 //! Accuracy metrics: relative output error, cosine similarity, weight RMSE, bits per weight.
 
-use candle_core::{Device, Module, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::error::QuantizationError;
 use crate::model::{Model, linear_f32, rms_norm};

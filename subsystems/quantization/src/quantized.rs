@@ -11,13 +11,41 @@ use crate::model::{
     Model, check_input, gguf_norm_eps, layer_names, mlp_block, open_gguf, write_gguf,
 };
 use crate::precision::PrecisionLevel;
+use crate::tiles::Q4Tiles;
 
 /// One quantized MLP block.
 #[derive(Debug, Clone)]
 pub(crate) struct QuantizedLayer {
     pub(crate) norm: Tensor,
-    pub(crate) up: QMatMul,
-    pub(crate) down: QMatMul,
+    pub(crate) up: Linear,
+    pub(crate) down: Linear,
+}
+
+/// A linear layer's weights in the form its matmul reads.
+#[derive(Debug, Clone)]
+pub(crate) enum Linear {
+    /// Candle's matmul: gemm on dense f32/f16, its integer kernels on a `QTensor`.
+    Candle(QMatMul),
+    /// Q4_0 in 16-row tiles for the AVX-512 VNNI kernel, where the CPU has one.
+    Q4Tiles(Arc<Q4Tiles>),
+}
+
+impl Linear {
+    /// A quantized matrix: Q4_0 goes to tiles where the kernel runs, the rest to candle.
+    fn from_qtensor(q: QTensor) -> candle_core::Result<Self> {
+        Ok(match Q4Tiles::from_qtensor(&q)? {
+            Some(tiles) => Self::Q4Tiles(tiles),
+            None => Self::Candle(QMatMul::from_qtensor(q)?),
+        })
+    }
+
+    /// `x W^T` for a contiguous f32 `x` of shape `[.., in]`.
+    pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Candle(m) => m.forward(x),
+            Self::Q4Tiles(t) => t.forward(x),
+        }
+    }
 }
 
 /// A model whose linear layers are stored at one precision and run by candle's kernels:
@@ -36,7 +64,7 @@ pub struct QuantizedModel {
 pub(crate) fn quantize_weight(
     weight: &Tensor,
     precision: PrecisionLevel,
-) -> Result<QMatMul, QuantizationError> {
+) -> Result<Linear, QuantizationError> {
     let block = precision.block_size();
     if let Some(&dim) = weight.dims().last()
         && dim % block != 0
@@ -48,12 +76,12 @@ pub(crate) fn quantize_weight(
         });
     }
     Ok(match precision {
-        PrecisionLevel::FP32 => QMatMul::Tensor(weight.to_dtype(DType::F32)?),
+        PrecisionLevel::FP32 => Linear::Candle(QMatMul::Tensor(weight.to_dtype(DType::F32)?)),
         // `QMatMul::from_qtensor` would widen an F16 tensor back to f32; keep it half so that
         // the matmul reads half the bytes.
-        PrecisionLevel::FP16 => QMatMul::TensorF16(weight.to_dtype(DType::F16)?),
+        PrecisionLevel::FP16 => Linear::Candle(QMatMul::TensorF16(weight.to_dtype(DType::F16)?)),
         PrecisionLevel::INT8 | PrecisionLevel::INT4 | PrecisionLevel::Q4K => {
-            QMatMul::from_arc(Arc::new(QTensor::quantize(weight, precision.ggml_dtype())?))?
+            Linear::from_qtensor(QTensor::quantize(weight, precision.ggml_dtype())?)?
         }
     })
 }
@@ -65,7 +93,7 @@ pub struct QuantizedLinear {
     precision: PrecisionLevel,
     out_features: usize,
     in_features: usize,
-    inner: QMatMul,
+    inner: Linear,
 }
 
 impl QuantizedLinear {
@@ -116,19 +144,21 @@ pub fn round_trip(
 }
 
 /// The weights of `m` as candle stores them, as a `QTensor` (for GGUF files).
-fn to_qtensor(m: &QMatMul) -> Result<Arc<QTensor>, QuantizationError> {
+fn to_qtensor(m: &Linear) -> Result<Arc<QTensor>, QuantizationError> {
     Ok(match m {
-        QMatMul::QTensor(q) => Arc::clone(q),
-        QMatMul::Tensor(t) => Arc::new(QTensor::quantize(t, GgmlDType::F32)?),
-        QMatMul::TensorF16(t) => Arc::new(QTensor::quantize(t, GgmlDType::F16)?),
+        Linear::Candle(QMatMul::QTensor(q)) => Arc::clone(q),
+        Linear::Candle(QMatMul::Tensor(t)) => Arc::new(QTensor::quantize(t, GgmlDType::F32)?),
+        Linear::Candle(QMatMul::TensorF16(t)) => Arc::new(QTensor::quantize(t, GgmlDType::F16)?),
+        Linear::Q4Tiles(t) => Arc::new(t.to_qtensor()?),
     })
 }
 
 /// The weights of `m` back in f32, `[out, in]`.
-pub(crate) fn dequantize(m: &QMatMul) -> Result<Tensor, QuantizationError> {
+pub(crate) fn dequantize(m: &Linear) -> Result<Tensor, QuantizationError> {
     Ok(match m {
-        QMatMul::QTensor(q) => q.dequantize(&Device::Cpu)?,
-        QMatMul::Tensor(t) | QMatMul::TensorF16(t) => t.to_dtype(DType::F32)?,
+        Linear::Candle(QMatMul::QTensor(q)) => q.dequantize(&Device::Cpu)?,
+        Linear::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => t.to_dtype(DType::F32)?,
+        Linear::Q4Tiles(t) => t.to_qtensor()?.dequantize(&Device::Cpu)?,
     })
 }
 
@@ -168,7 +198,7 @@ impl QuantizedModel {
             if !content.tensor_infos.contains_key(&up_name) {
                 break;
             }
-            let mut linear = |name: &str| -> Result<(QMatMul, (usize, usize)), QuantizationError> {
+            let mut linear = |name: &str| -> Result<(Linear, (usize, usize)), QuantizationError> {
                 let q = content.tensor(&mut reader, name, &Device::Cpu)?;
                 let p = PrecisionLevel::from_ggml_dtype(q.dtype()).ok_or_else(|| {
                     QuantizationError::Format(format!(
@@ -183,9 +213,13 @@ impl QuantizedModel {
                 }
                 let shape = q.shape().dims2()?;
                 let m = match p {
-                    PrecisionLevel::FP32 => QMatMul::Tensor(q.dequantize(&Device::Cpu)?),
-                    PrecisionLevel::FP16 => QMatMul::TensorF16(q.dequantize_f16(&Device::Cpu)?),
-                    _ => QMatMul::from_qtensor(q)?,
+                    PrecisionLevel::FP32 => {
+                        Linear::Candle(QMatMul::Tensor(q.dequantize(&Device::Cpu)?))
+                    }
+                    PrecisionLevel::FP16 => {
+                        Linear::Candle(QMatMul::TensorF16(q.dequantize_f16(&Device::Cpu)?))
+                    }
+                    _ => Linear::from_qtensor(q)?,
                 };
                 Ok((m, shape))
             };

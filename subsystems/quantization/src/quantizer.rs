@@ -108,8 +108,9 @@ impl DynamicQuantizer {
     /// A quantizer that considers every level (FP32, FP16, INT8, INT4 and Q4_K), with a 2%
     /// tolerance for `optimize_for_hardware`. Q4_K only qualifies for models whose widths
     /// are multiples of 256 (elsewhere its loss is infinite); where it does, it is more
-    /// accurate than Q4_0 at the same size, and on x86 with AVX-512 VNNI candle runs it on
-    /// repacked kernels that are also faster (see the README's figures).
+    /// accurate than Q4_0 at the same size. On x86 with AVX-512 VNNI both run on repacked
+    /// kernels (Q4_K on candle's, Q4_0 on this crate's tiles) of about the same speed; the
+    /// choice between them goes by the measured loss and kernel times (see the README).
     pub fn new() -> Self {
         Self {
             precision_levels: PrecisionLevel::ALL.to_vec(),
