@@ -186,9 +186,20 @@ impl<K: CacheKey, V: CacheValue> MultiLevelCache<K, V> {
     }
 
     /// The value of `key`, from the highest tier that has it.
-    pub async fn get(&self, key: &K) -> Result<Option<V>, CacheError> {
+    pub fn get<'a>(
+        &'a self,
+        key: &'a K,
+    ) -> impl Future<Output = Result<Option<V>, CacheError>> + 'a {
+        // Whether this lookup is timed is settled here, before the future exists (so a
+        // timed lookup counts from the call): work ahead of the first await inside the
+        // async body cost every L1 hit about 17 ns in the `l1_get` bench.
+        let timed = sample_now(self.inner.config.l1_latency_sample_every);
+        self.lookup(key, timed)
+    }
+
+    /// `get` from L1 down; `timed` is when the call began, for a lookup that is timed.
+    async fn lookup(&self, key: &K, timed: Option<Instant>) -> Result<Option<V>, CacheError> {
         let inner = &*self.inner;
-        let timed = sample_now(inner.config.l1_latency_sample_every);
         let hit = inner.l1_cache.get(key).await;
         if let Some(t) = timed {
             inner.stats.latency(Tier::L1, t.elapsed());
