@@ -863,6 +863,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_cache_and_its_futures_can_move_between_threads() {
+        fn send<T: Send>(_: &T) {}
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<MultiLevelCache<String, Vec<u8>>>();
+        let cache = MultiLevelCache::<String, Vec<u8>>::new(l1_only()).expect("cache");
+        let key = "k".to_owned();
+        // Built, not polled: what `tokio::spawn` needs of them.
+        send(&cache.get(&key));
+        send(&cache.insert(key.clone(), vec![1]));
+        send(&cache.invalidate(&key));
+    }
+
     #[tokio::test]
     async fn l1_round_trip_invalidate_and_clear() {
         let cache = MultiLevelCache::<String, Vec<u32>>::new(l1_only()).expect("cache");
