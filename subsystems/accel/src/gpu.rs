@@ -538,33 +538,17 @@ impl GpuBackend {
                     (x, y),
                 )?);
             }
-            Kernel::MatMul => {
-                let (m, k, n) = (shape[0], inputs[0].shape()[1], shape[1]);
-                let params = [len32(m)?, len32(n)?, len32(k)?, 0];
-                let grid = (len32(n)?.div_ceil(TILE), len32(m)?.div_ceil(TILE));
-                keep.push(self.dispatch(
-                    encoder,
-                    Family::MatMul,
-                    0,
-                    &params,
-                    &sized,
-                    target,
-                    grid,
-                )?);
-            }
-            Kernel::DequantMatMul { block_size } => {
+            Kernel::MatMul | Kernel::DequantMatMul { .. } => {
+                // The two share the tiled body; the INT8 one reads its block size from
+                // the last params word.
+                let (family, block_size) = match *kernel {
+                    Kernel::DequantMatMul { block_size } => (Family::DequantMatMul, block_size),
+                    _ => (Family::MatMul, 0),
+                };
                 let (m, k, n) = (shape[0], inputs[0].shape()[1], shape[1]);
                 let params = [len32(m)?, len32(n)?, len32(k)?, block_size];
                 let grid = (len32(n)?.div_ceil(TILE), len32(m)?.div_ceil(TILE));
-                keep.push(self.dispatch(
-                    encoder,
-                    Family::DequantMatMul,
-                    0,
-                    &params,
-                    &sized,
-                    target,
-                    grid,
-                )?);
+                keep.push(self.dispatch(encoder, family, 0, &params, &sized, target, grid)?);
             }
         }
         Ok(DeviceTensor {
