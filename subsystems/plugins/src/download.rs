@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use semver::Version;
 use sha2::{Digest, Sha256};
 
-use crate::error::{DownloadError, RegistryError};
+use crate::error::DownloadError;
 use crate::manifest::PluginId;
 use crate::package::{PackageLimits, PluginPackage};
-use crate::registry::{IndexEntry, PluginRegistry};
+use crate::registry::{IndexEntry, PluginRegistry, position_of};
 
 /// Download counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -53,13 +53,7 @@ impl DownloadManager {
         version: &Version,
     ) -> Result<PluginPackage, DownloadError> {
         let index = registry.index().await?;
-        let entry = index
-            .iter()
-            .find(|e| &e.id == id && &e.version == version)
-            .ok_or_else(|| RegistryError::NotFound {
-                id: id.clone(),
-                version: version.clone(),
-            })?;
+        let entry = &index[position_of(&index, id, version)?];
         if entry.yanked {
             return Err(DownloadError::Yanked {
                 id: id.clone(),

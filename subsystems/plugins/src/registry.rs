@@ -233,14 +233,8 @@ impl PluginRegistry {
         let dir = self.local_dir("yank")?;
         let _guard = self.publish_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut entries = read_local_index(dir)?;
-        let entry = entries
-            .iter_mut()
-            .find(|e| &e.id == id && &e.version == version)
-            .ok_or_else(|| RegistryError::NotFound {
-                id: id.clone(),
-                version: version.clone(),
-            })?;
-        entry.yanked = true;
+        let at = position_of(&entries, id, version)?;
+        entries[at].yanked = true;
         write_index(dir, &entries)
     }
 
@@ -250,14 +244,8 @@ impl PluginRegistry {
         let dir = self.local_dir("replace_entry")?;
         let _guard = self.publish_lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut entries = read_local_index(dir)?;
-        let slot = entries
-            .iter_mut()
-            .find(|e| e.id == entry.id && e.version == entry.version)
-            .ok_or_else(|| RegistryError::NotFound {
-                id: entry.id.clone(),
-                version: entry.version.clone(),
-            })?;
-        *slot = entry;
+        let at = position_of(&entries, &entry.id, &entry.version)?;
+        entries[at] = entry;
         write_index(dir, &entries)
     }
 
@@ -354,6 +342,21 @@ fn is_safe_relative(rel: &str) -> bool {
         && rel
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Where `id` `version` is in `entries`, or `NotFound`.
+pub(crate) fn position_of(
+    entries: &[IndexEntry],
+    id: &PluginId,
+    version: &Version,
+) -> Result<usize, RegistryError> {
+    entries
+        .iter()
+        .position(|e| &e.id == id && &e.version == version)
+        .ok_or_else(|| RegistryError::NotFound {
+            id: id.clone(),
+            version: version.clone(),
+        })
 }
 
 fn read_local_index(dir: &Path) -> Result<Vec<IndexEntry>, RegistryError> {
