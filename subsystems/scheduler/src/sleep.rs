@@ -151,8 +151,8 @@ impl Sleep {
         }
     }
 
-    /// Sleeping workers now.
-    #[cfg(test)]
+    /// Sleeping workers now (for the unit tests, which the loom build leaves out).
+    #[cfg(all(test, not(perflab_loom)))]
     pub(crate) fn sleeping(&self) -> usize {
         self.state.load(Ordering::SeqCst) / SLEEPER
     }
