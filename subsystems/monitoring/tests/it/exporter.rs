@@ -149,15 +149,28 @@ async fn serves_the_text_format_on_loopback() {
         let (status, _, _) = get(addr, "/other").await;
         assert_eq!(status, 404);
         exporter.shutdown().await;
-        // Nothing listens any more. A connect can still succeed when the kernel happens to
-        // pick `addr`'s own port as the client's ephemeral port (a TCP self-connection, seen
-        // once in CI); such a socket is connected to itself, not to a listener.
+        // The exporter no longer answers on `addr`. A connect there can still succeed: the
+        // kernel may pick `addr`'s port as the client's own (a socket connected to itself),
+        // or another process may bind the freed port (both seen in CI). Neither is this
+        // exporter, which would still serve this test's counter at 8.
         if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
-            assert_eq!(
-                stream.local_addr().expect("local addr"),
-                stream.peer_addr().expect("peer addr"),
-                "something still accepts connections on {addr}"
-            );
+            let to_itself = stream.local_addr().ok() == stream.peer_addr().ok();
+            drop(stream);
+            if !to_itself {
+                let answer = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    tokio::spawn(get(addr, "/metrics")),
+                )
+                .await;
+                if let Ok(Ok((200, _, body))) = answer {
+                    let ours = key("requests_total", &[("route", "/complete")]);
+                    assert_ne!(
+                        parse(&body).0.get(&ours),
+                        Some(&8.0),
+                        "the exporter still answers on {addr} after shutdown"
+                    );
+                }
+            }
         }
     })
     .await
